@@ -1,0 +1,1 @@
+"""fnplat.controller: schedules invocations into warm pools of containers (tasks)."""

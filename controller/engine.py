@@ -1,0 +1,107 @@
+"""The narrow interface between the controller and a container engine.
+
+`docker_engine.DockerEngine` is the only implementation that talks to Docker (and the only
+module that imports the docker SDK); `fake_engine.FakeEngine` is an in-memory stand-in for
+unit tests. Every engine failure is raised as `fnplat.errors.EngineError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from fnplat.domain import frozen_map
+
+LABEL_MANAGED = "fnplat.managed"  # "true" on every container we start
+LABEL_INSTANCE = "fnplat.instance"  # which controller owns it (orphan clean-up filters on this)
+LABEL_FUNCTION = "fnplat.function"
+LABEL_VERSION = "fnplat.version"
+LABEL_TASK = "fnplat.task"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefinition:
+    """What to run for one function version (ECS: a task definition). Compiled by taskdef.py."""
+
+    family: str  # function name
+    revision: int  # function version
+    image: str
+    command: tuple[str, ...] | None  # None = the image's own entrypoint/cmd
+    memory_mb: int
+    environment: Mapping[str, str] = field(default_factory=frozen_map)
+    labels: Mapping[str, str] = field(default_factory=frozen_map)
+    code_dir: Path | None = None  # host directory bind-mounted read-only at /var/task
+    tmp_size_mb: int = 512
+    pids_limit: int = 1024
+    user: str = "993:990"
+    cpu_shares: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    name: str
+    subnet: str  # CIDR
+    gateway_ip: str  # the host's address on that network: where the Runtime API listens
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerHandle:
+    container_id: str
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerExit:
+    container_id: str
+    exit_code: int
+    oom_killed: bool
+
+
+ExitCallback = Callable[[ContainerExit], Awaitable[None] | None]
+OutputCallback = Callable[[str, float], None]  # (line without newline, unix timestamp)
+
+
+class ContainerEngine(Protocol):
+    async def ensure_network(self, name: str, subnet: str) -> NetworkInfo:
+        """Create the isolated task network if missing (no inter-container traffic); return it."""
+        ...
+
+    async def run(self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str]) -> ContainerHandle:
+        """Create and start a locked-down container for a task at a fixed address on the task network.
+
+        `environment` is merged over taskdef.environment (per-task values such as the Runtime API address).
+        """
+        ...
+
+    async def kill(self, container_id: str) -> None:
+        """SIGKILL the container and remove it. Idempotent: a missing container is not an error."""
+        ...
+
+    async def list_managed(self, instance_id: str) -> list[str]:
+        """Ids of all containers (running or not) labelled as ours for this controller instance."""
+        ...
+
+    def max_memory_used_mb(self, container_id: str) -> int | None:
+        """Peak memory of the container's cgroup in MB, or None when unknown. Cheap (a file read)."""
+        ...
+
+    async def watch(self, on_exit: ExitCallback, on_output: Callable[[str, str, float], None]) -> None:
+        """Start watching our containers: `on_exit` when one dies (with its OOM flag) and
+        `on_output(container_id, line, timestamp)` for each line it writes to stdout/stderr.
+        Returns once watching has started; stops on close()."""
+        ...
+
+    async def follow_output(self, container_id: str) -> None:
+        """Start delivering a started container's output lines to the `on_output` given to watch()."""
+        ...
+
+    async def build_image(self, context_dir: Path, tag: str) -> str:
+        """Build a Dockerfile context offline; return the image id. Raises ImageBuildError with the build log tail."""
+        ...
+
+    async def image_exists(self, tag: str) -> bool: ...
+
+    async def close(self) -> None: ...
