@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -60,20 +61,32 @@ class Settings:
     def endpoint_file(self) -> Path:
         return self.data_dir / "endpoint"
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
     @classmethod
-    def from_env(cls, data_dir: Path | None = None, port: int | None = None) -> Settings:
-        settings = cls(
-            data_dir=data_dir or default_data_dir(),
-            database_url=os.environ.get("FNPLAT_DATABASE_URL") or None,
+    def from_env(
+        cls, data_dir: Path | None = None, port: int | None = None, host: str | None = None
+    ) -> Settings:
+        """Defaults, overridden by FNPLAT_* environment variables, overridden by explicit arguments."""
+        env = os.environ
+        data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+        d = ControllerSettings()
+        controller = ControllerSettings(
+            runtime_api_port=int(env.get("FNPLAT_RUNTIME_API_PORT", d.runtime_api_port)),
+            task_network=env.get("FNPLAT_TASK_NETWORK", d.task_network),
+            task_subnet=env.get("FNPLAT_TASK_SUBNET", d.task_subnet),
+            default_concurrency=int(env.get("FNPLAT_CONCURRENCY", d.default_concurrency)),
+            keep_alive_s=float(env.get("FNPLAT_KEEP_ALIVE", d.keep_alive_s)),
+            queue_timeout_s=float(env.get("FNPLAT_QUEUE_TIMEOUT", d.queue_timeout_s)),
+            # Tasks are labelled with an id derived from the data dir, so a restart finds its own
+            # orphans and two platforms with different data dirs never touch each other's tasks.
+            instance_id=hashlib.sha256(str(data_dir).encode()).hexdigest()[:12],
         )
-        if port is not None:
-            settings = replace(settings, port=port)
-        if host := os.environ.get("FNPLAT_HOST"):
-            settings = replace(settings, host=host)
-        return settings
+        return cls(
+            data_dir=data_dir,
+            host=host or env.get("FNPLAT_HOST", "127.0.0.1"),
+            port=port if port is not None else int(env.get("FNPLAT_PORT", "8080")),
+            database_url=env.get("FNPLAT_DATABASE_URL") or None,
+            controller=controller,
+        )
 
     def function_arn(self, name: str, qualifier: str | None = None) -> str:
         arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"

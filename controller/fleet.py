@@ -1,0 +1,383 @@
+"""Every task of this controller: launching and stopping containers, host-wide capacity (memory,
+per-function task counts), task lookup by address and container, exits, init, reaping, eviction.
+
+Implements `pool.PoolHost` for the version pools and `runtime_api.RuntimeHooks` for the Runtime
+API. The only module besides the engine itself that calls the engine for tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fnplat.config import ControllerSettings
+from fnplat.controller import outcomes
+from fnplat.controller.addresses import AddressAllocator
+from fnplat.controller.engine import LABEL_TASK, ContainerEngine, ContainerExit, NetworkInfo, TaskDefinition
+from fnplat.controller.pool import TaskInitFailed, VersionPool
+from fnplat.controller.scheduling import (
+    Decision,
+    EvictionCandidate,
+    PoolSnapshot,
+    select_evictions,
+    select_reap,
+)
+from fnplat.controller.task import Task, TaskState
+from fnplat.controller.taskdef import compile_task_definition
+from fnplat.domain import LATEST, FunctionVersion
+from fnplat.errors import EngineError, FnplatError, ServiceError
+from fnplat.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_EARLY_EXITS_KEPT = 256
+
+
+def host_memory_capacity_mb(settings: ControllerSettings) -> int:
+    """Memory tasks may use: the setting, or 80 % of this host's memory."""
+    if settings.task_memory_capacity_mb > 0:
+        return settings.task_memory_capacity_mb
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(total * 0.8) // (1024 * 1024)
+
+
+class Fleet:
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        settings: ControllerSettings,
+        *,
+        region: str,
+        code_dir_for: Callable[[FunctionVersion], Path | None],
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.by_ip: dict[str, Task] = {}  # tasks the Runtime API answers (not stopping ones)
+        self.by_container: dict[str, Task] = {}
+        self.memory_capacity_mb = host_memory_capacity_mb(settings)
+        self.memory_in_use_mb = 0
+        self._engine = engine
+        self._settings = settings
+        self._region = region
+        self._code_dir_for = code_dir_for
+        self._metrics = metrics
+        self._clock = clock
+        self._pools: dict[str, VersionPool] = {}  # by version key
+        self._pools_by_function: dict[str, list[VersionPool]] = {}
+        self._pool_of: dict[Task, VersionPool] = {}
+        self._function_tasks: dict[str, int] = {}
+        self._taskdefs: dict[str, TaskDefinition] = {}
+        self._init_timers: dict[Task, asyncio.TimerHandle] = {}
+        self._early_exits: OrderedDict[str, ContainerExit] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+        self._addresses: AddressAllocator | None = None
+        self._runtime_api = ""
+        self._closing = False
+
+    def attach(self, network: NetworkInfo, runtime_api_address: str) -> None:
+        """Where tasks live and where their Runtime API is; called once by the controller's start()."""
+        self._addresses = AddressAllocator(network.subnet, network.gateway_ip)
+        self._runtime_api = runtime_api_address
+
+    # -- pools --------------------------------------------------------------------------------
+    def pool_for(self, version: FunctionVersion) -> VersionPool:
+        pool = self._pools.get(version.key)
+        if pool is None:
+            pool = VersionPool(
+                version,
+                self,
+                queue_timeout_s=self._settings.queue_timeout_s,
+                max_queue_length=self._settings.max_queue_length,
+                clock=self._clock,
+                metrics=self._metrics,
+            )
+            self._pools[version.key] = pool
+            self._pools_by_function.setdefault(version.function_name, []).append(pool)
+        return pool
+
+    def all_tasks(self) -> list[Task]:
+        return [task for pool in self._pools.values() for task in pool.tasks()]
+
+    def function_tasks(self, function_name: str) -> int:
+        return self._function_tasks.get(function_name, 0)
+
+    # -- PoolHost ----------------------------------------------------------------------------
+    def snapshot(self, pool: VersionPool) -> PoolSnapshot:
+        version = pool.version
+        fn = version.function_name
+        needed = version.memory
+        in_use = self.memory_in_use_mb
+        # Only worth adding up when memory is short (this is the cold path, but keep it short).
+        evictable = self._evictable_memory(fn) if in_use + needed > self.memory_capacity_mb else 0
+        return PoolSnapshot(
+            idle=len(pool.idle),
+            starting=len(pool.starting),
+            busy=len(pool.busy),
+            waiters=pool.waiting,
+            max_waiters=self._settings.max_queue_length,
+            function_tasks=self._function_tasks.get(fn, 0),
+            function_limit=self._settings.default_concurrency,
+            function_idle_elsewhere=sum(
+                len(p.idle) for p in self._pools_by_function.get(fn, ()) if p is not pool
+            ),
+            memory_in_use_mb=in_use,
+            memory_needed_mb=needed,
+            memory_capacity_mb=self.memory_capacity_mb,
+            memory_evictable_mb=evictable,
+        )
+
+    def launch(self, pool: VersionPool, decision: Decision, owner: asyncio.Future[Task] | None) -> None:
+        if self._addresses is None or self._closing:
+            raise ServiceError("the controller is not running")
+        version = pool.version
+        fn = version.function_name
+        if decision.evict_own_function:
+            self._evict_own_function(pool)
+        if decision.evict_memory_mb:
+            self._evict_memory(fn, decision.evict_memory_mb)
+        ip = self._addresses.allocate()
+        task = Task(
+            task_id=secrets.token_hex(6),
+            version=version,
+            ip=ip,
+            created=time.perf_counter(),
+            created_wall=time.time(),
+            last_used=self._clock(),
+        )
+        self.by_ip[ip] = task
+        self._pool_of[task] = pool
+        self._function_tasks[fn] = self._function_tasks.get(fn, 0) + 1
+        self.memory_in_use_mb += version.memory
+        pool.track_starting(task, owner)
+        self._metrics.cold_starts.labels(fn).inc()
+        self._spawn(self._start(pool, task))
+
+    def stop(self, task: Task) -> None:
+        """Take a task out of service now and kill its container in the background."""
+        if task.state is TaskState.STOPPING or task.state is TaskState.STOPPED:
+            return
+        pool = self._pool_of[task]
+        pool.move(task, TaskState.STOPPING)
+        if self.by_ip.get(task.ip) is task:
+            del self.by_ip[task.ip]  # from now on the Runtime API does not know it
+        timer = self._init_timers.pop(task, None)
+        if timer is not None:
+            timer.cancel()
+        task.wake_runtime()  # its pending `next` answers 500: the runtime should exit
+        if task.handle is not None:
+            self._spawn(self._kill(task))
+        # else: engine.run() is still in flight; _start() finishes the job when it returns.
+
+    # -- RuntimeHooks -------------------------------------------------------------------------
+    def on_first_next(self, task: Task) -> None:
+        if task.state is not TaskState.STARTING:
+            return
+        timer = self._init_timers.pop(task, None)
+        if timer is not None:
+            timer.cancel()
+        task.ready_at = time.perf_counter()
+        task.init_duration_ms = (task.ready_at - task.created) * 1000.0
+        self._metrics.init_duration.labels(task.function_name).observe(task.init_duration_ms / 1000.0)
+        self._pool_of[task].on_ready(task)
+
+    def on_init_error(self, task: Task, body: bytes, error_type: str | None) -> bool:
+        if task.state is not TaskState.STARTING:
+            return False
+        result = outcomes.init_failed(body, error_type, self._init_elapsed_ms(task))
+        self._pool_of[task].on_start_failed(task, TaskInitFailed(result))
+        self.stop(task)
+        return True
+
+    # -- engine events ------------------------------------------------------------------------
+    def on_exit(self, event: ContainerExit) -> None:
+        task = self.by_container.get(event.container_id)
+        if task is None:
+            # Possibly a container that died before engine.run() returned its id to us.
+            self._early_exits[event.container_id] = event
+            while len(self._early_exits) > _EARLY_EXITS_KEPT:
+                self._early_exits.popitem(last=False)
+            return
+        state = task.state
+        if state is TaskState.STOPPING or state is TaskState.STOPPED:
+            return  # we killed it
+        if state is TaskState.STARTING:
+            result = outcomes.exited_during_init(
+                event.exit_code, event.oom_killed, task.version.memory, self._init_elapsed_ms(task)
+            )
+            self._pool_of[task].on_start_failed(task, TaskInitFailed(result))
+        elif state is TaskState.BUSY and task.current is not None:
+            invocation = task.current
+            result = (
+                outcomes.out_of_memory(invocation)
+                if event.oom_killed
+                else outcomes.exited(invocation, event.exit_code)
+            )
+            task.complete(result, unhealthy=True)
+        self.stop(task)
+
+    # -- policies -----------------------------------------------------------------------------
+    def reap_idle(self) -> int:
+        """Stop tasks idle for longer than keep-alive; returns how many."""
+        now = self._clock()
+        keep_alive = self._settings.keep_alive_s
+        victims = [
+            task
+            for pool in list(self._pools.values())
+            for task in select_reap([(t, t.last_used) for t in pool.idle], now, keep_alive)
+        ]
+        for task in victims:
+            self.stop(task)
+        return len(victims)
+
+    def retire(self, function_name: str, keep_version: int | None) -> None:
+        for pool in list(self._pools_by_function.get(function_name, ())):
+            if pool.version.version != keep_version:
+                pool.retire()
+                self._drop_if_empty(pool)
+
+    async def close(self) -> None:
+        """Stop every task and wait until their containers are gone."""
+        self._closing = True
+        closing = ServiceError("the controller is shutting down")
+        for pool in list(self._pools.values()):
+            pool.fail_waiters(closing)
+        for task in self.all_tasks():
+            if task.current is not None:
+                task.complete(outcomes.exited(task.current, 137), unhealthy=True)
+            elif task.state is TaskState.STARTING:
+                self._pool_of[task].on_start_failed(task, closing)
+            self.stop(task)
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # -- internals ------------------------------------------------------------------------------
+    async def _start(self, pool: VersionPool, task: Task) -> None:
+        version = pool.version
+        try:
+            taskdef = await self._taskdef(version)
+            environment = {
+                "AWS_LAMBDA_RUNTIME_API": self._runtime_api,
+                "AWS_LAMBDA_LOG_STREAM_NAME": f"{datetime.now(UTC):%Y/%m/%d}/[{LATEST}]{task.task_id}",
+            }
+            taskdef = replace(taskdef, labels={**taskdef.labels, LABEL_TASK: task.task_id})
+            name = f"fnplat-{version.function_name}-{version.version}-{task.task_id}"
+            task.handle = await self._engine.run(taskdef, name, task.ip, environment)
+        except Exception as exc:
+            error = exc if isinstance(exc, FnplatError) else EngineError(f"starting a task failed: {exc}")
+            if task.state is TaskState.STARTING:
+                pool.on_start_failed(task, error)
+            self.stop(task)
+            self._finalize(task)
+            return
+        container_id = task.handle.container_id
+        self.by_container[container_id] = task
+        if task.state is TaskState.STOPPING:  # stopped while the engine was starting it
+            await self._kill(task)
+            return
+        early = self._early_exits.pop(container_id, None)
+        if early is not None:
+            self.on_exit(early)
+            return
+        if task.state is TaskState.STARTING:
+            loop = asyncio.get_running_loop()
+            self._init_timers[task] = loop.call_later(
+                self._settings.init_timeout_s, self._init_timed_out, task
+            )
+        try:
+            await self._engine.follow_output(container_id)
+        except FnplatError as exc:  # logs are lost, the task still works
+            log.warning("cannot follow the output of task %s: %s", task.task_id, exc)
+
+    async def _taskdef(self, version: FunctionVersion) -> TaskDefinition:
+        taskdef = self._taskdefs.get(version.key)
+        if taskdef is None:
+            # Unpacking an artifact may touch the disk: keep it off the event loop.
+            code_dir = await asyncio.to_thread(self._code_dir_for, version)
+            taskdef = compile_task_definition(version, code_dir, self._settings, self._region)
+            self._taskdefs[version.key] = taskdef
+        return taskdef
+
+    def _init_timed_out(self, task: Task) -> None:
+        self._init_timers.pop(task, None)
+        if task.state is not TaskState.STARTING:
+            return
+        result = outcomes.init_timed_out(self._settings.init_timeout_s, self._init_elapsed_ms(task))
+        self._pool_of[task].on_start_failed(task, TaskInitFailed(result))
+        self.stop(task)
+
+    async def _kill(self, task: Task) -> None:
+        try:
+            if task.handle is not None:
+                await self._engine.kill(task.handle.container_id)
+        except Exception as exc:  # the engine will report it again as an orphan on the next start
+            log.warning("killing task %s failed: %s", task.task_id, exc)
+        finally:
+            self._finalize(task)
+
+    def _finalize(self, task: Task) -> None:
+        """The container is gone: free its address, memory and concurrency slot."""
+        if task.state is TaskState.STOPPED:
+            return
+        pool = self._pool_of.pop(task)
+        pool.move(task, TaskState.STOPPED)
+        if task.handle is not None and self.by_container.get(task.handle.container_id) is task:
+            del self.by_container[task.handle.container_id]
+        if self._addresses is not None:
+            self._addresses.release(task.ip)
+        fn = task.function_name
+        self._function_tasks[fn] -= 1
+        self.memory_in_use_mb -= task.version.memory
+        self._drop_if_empty(pool)
+        if not self._closing:
+            for other in list(self._pools.values()):
+                if other.waiting > len(other.starting):
+                    other.pump()
+
+    def _drop_if_empty(self, pool: VersionPool) -> None:
+        if pool.retired and pool.is_empty and self._pools.get(pool.version.key) is pool:
+            del self._pools[pool.version.key]
+            self._pools_by_function[pool.version.function_name].remove(pool)
+            self._taskdefs.pop(pool.version.key, None)
+
+    def _evict_own_function(self, pool: VersionPool) -> None:
+        candidates = [
+            task
+            for other in self._pools_by_function.get(pool.version.function_name, ())
+            if other is not pool
+            for task in other.idle
+        ]
+        if candidates:
+            self.stop(min(candidates, key=lambda t: t.last_used))
+
+    def _evictable(self, function_name: str) -> list[EvictionCandidate[Task]]:
+        return [
+            EvictionCandidate(task, task.version.memory, task.last_used)
+            for fn, pools in self._pools_by_function.items()
+            if fn != function_name
+            for pool in pools
+            for task in pool.idle
+        ]
+
+    def _evictable_memory(self, function_name: str) -> int:
+        return sum(c.memory_mb for c in self._evictable(function_name))
+
+    def _evict_memory(self, function_name: str, needed_mb: int) -> None:
+        for task in select_evictions(self._evictable(function_name), needed_mb):
+            self.stop(task)
+
+    def _init_elapsed_ms(self, task: Task) -> float:
+        return (time.perf_counter() - task.created) * 1000.0
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)

@@ -1,0 +1,258 @@
+"""The invoke service: `Controller` implements `fnplat.invocation.Invoker` on one host.
+
+An invocation leases a task from its version's pool, hands the event to the task's runtime over
+the Runtime API, waits for the answer or the deadline, and gives the task back. Platform log
+lines, the invocation record and metrics are produced after the caller has its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fnplat.config import ControllerSettings
+from fnplat.controller import logs, outcomes
+from fnplat.controller.engine import ContainerEngine
+from fnplat.controller.fleet import Fleet
+from fnplat.controller.pool import TaskInitFailed
+from fnplat.controller.runtime_api import RuntimeApi, RuntimeApiServer
+from fnplat.controller.task import Invocation, Task, TaskInfo
+from fnplat.domain import FunctionVersion, InvocationRecord, LogEvent
+from fnplat.errors import EngineError, ServiceError, TooManyRequests
+from fnplat.invocation import InvocationRequest, InvocationResult
+from fnplat.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_OUTCOMES = {
+    outcomes.TIMEOUT_TYPE: "timeout",
+    outcomes.OOM_TYPE: "oom",
+    outcomes.EXIT_TYPE: "crash",
+}
+
+
+class Controller:
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        settings: ControllerSettings,
+        *,
+        region: str,
+        code_dir_for: Callable[[FunctionVersion], Path | None],
+        log_sink: Callable[[LogEvent], None],
+        record_sink: Callable[[InvocationRecord], None],
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._log_sink = log_sink
+        self._record_sink = record_sink
+        self._metrics = metrics
+        self._fleet = Fleet(
+            engine, settings, region=region, code_dir_for=code_dir_for, metrics=metrics, clock=clock
+        )
+        self._server = RuntimeApiServer(RuntimeApi(self._fleet.by_ip, self._fleet))
+        self._reaper: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+        self.runtime_api_address = ""  # gateway_ip:port once started
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        network = await self._engine.ensure_network(self._settings.task_network, self._settings.task_subnet)
+        await self.remove_orphans()
+        port = await self._server.start(network.gateway_ip, self._settings.runtime_api_port)
+        self.runtime_api_address = f"{network.gateway_ip}:{port}"
+        self._fleet.attach(network, self.runtime_api_address)
+        await self._engine.watch(self._fleet.on_exit, self._on_output)
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        self._started = True
+
+    async def remove_orphans(self) -> int:
+        """Kill containers a previous run of this controller instance left behind (by label only)."""
+        orphans = await self._engine.list_managed(self._settings.instance_id)
+        results = await asyncio.gather(*(self._engine.kill(c) for c in orphans), return_exceptions=True)
+        for container_id, result in zip(orphans, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("could not remove orphan task container %s: %s", container_id, result)
+        return len(orphans)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self._fleet.close()
+        await self._server.close()
+
+    # -- Invoker --------------------------------------------------------------------------------
+    async def invoke(self, request: InvocationRequest) -> InvocationResult:
+        if not self._started or self._closed:
+            raise ServiceError("the controller is not running")
+        function = request.function
+        pool = self._fleet.pool_for(function)
+        try:
+            task = await pool.acquire()
+        except TooManyRequests:
+            self._metrics.throttles.labels(function.function_name).inc()
+            self._metrics.invocations.labels(function.function_name, "throttled").inc()
+            raise
+        except TaskInitFailed as failed:
+            result = replace(failed.result, executed_version=request.executed_version)
+            self._init_failure_logged(request, result)
+            return result
+        try:
+            return await self._run(task, request)
+        finally:
+            pool.release(task)
+
+    async def retire(self, function_name: str, keep_version: int | None = None) -> None:
+        self._fleet.retire(function_name, keep_version)
+
+    def tasks(self) -> list[TaskInfo]:
+        return [task.info() for task in self._fleet.all_tasks()]
+
+    def reap_idle(self) -> int:
+        """One pass of the idle reaper (the background loop calls it; tests may too)."""
+        return self._fleet.reap_idle()
+
+    # -- one invocation on one task -----------------------------------------------------------------
+    async def _run(self, task: Task, request: InvocationRequest) -> InvocationResult:
+        loop = asyncio.get_running_loop()
+        function = request.function
+        started, started_wall = time.perf_counter(), time.time()
+        invocation = Invocation(
+            request=request,
+            result=loop.create_future(),
+            started=started,
+            started_wall=started_wall,
+            deadline_ms=int((started_wall + function.timeout) * 1000),
+            init_duration_ms=task.init_duration_ms if task.invocation_count == 0 else None,
+        )
+        task.assign(invocation)
+        self._emit(
+            function.function_name,
+            request.request_id,
+            started_wall,
+            logs.start_line(request.request_id, request.executed_version),
+        )
+        deadline = loop.call_later(function.timeout, self._deadline_passed, task, invocation)
+        try:
+            result = await invocation.result
+        except asyncio.CancelledError:
+            # The caller went away mid-invocation: the task still runs it, so it cannot serve anyone.
+            self._fleet.stop(task)
+            raise
+        finally:
+            deadline.cancel()
+        if invocation.task_unhealthy:
+            self._fleet.stop(task)
+        loop.call_soon(self._account, task.container_id, invocation, result)
+        return result
+
+    def _deadline_passed(self, task: Task, invocation: Invocation) -> None:
+        if task.current is invocation:
+            task.complete(outcomes.timed_out(invocation), unhealthy=True)
+            self._fleet.stop(task)
+
+    # -- logs, records, metrics (after the caller has its result) -------------------------------------
+    def _account(self, container_id: str | None, invocation: Invocation, result: InvocationResult) -> None:
+        request = invocation.request
+        function = request.function
+        max_memory = None
+        if container_id is not None:
+            try:
+                max_memory = self._engine.max_memory_used_mb(container_id)
+            except EngineError:
+                max_memory = None
+        self._finish_logs(request, result, max_memory)
+        self._record_sink(
+            InvocationRecord(
+                request_id=request.request_id,
+                function_name=function.function_name,
+                version=function.version,
+                started_at=datetime.fromtimestamp(invocation.started_wall, UTC),
+                duration_ms=result.duration_ms,
+                billed_duration_ms=logs.billed_duration_ms(result.duration_ms),
+                memory_size_mb=function.memory,
+                max_memory_used_mb=max_memory,
+                init_duration_ms=result.init_duration_ms,
+                error_type=result.error_type,
+            )
+        )
+        outcome = (
+            "success"
+            if result.function_error is None
+            else _OUTCOMES.get(result.error_type or "", "function_error")
+        )
+        self._metrics.invocations.labels(function.function_name, outcome).inc()
+        self._metrics.invocation_duration.labels(function.function_name).observe(result.duration_ms / 1000.0)
+
+    def _init_failure_logged(self, request: InvocationRequest, result: InvocationResult) -> None:
+        function = request.function
+        now = time.time()
+        self._emit(
+            function.function_name,
+            request.request_id,
+            now,
+            logs.start_line(request.request_id, request.executed_version),
+        )
+        self._finish_logs(request, result, None)
+        self._record_sink(
+            InvocationRecord(
+                request_id=request.request_id,
+                function_name=function.function_name,
+                version=function.version,
+                started_at=datetime.fromtimestamp(now, UTC),
+                duration_ms=0.0,
+                billed_duration_ms=logs.billed_duration_ms(0.0),
+                memory_size_mb=function.memory,
+                max_memory_used_mb=None,
+                init_duration_ms=result.init_duration_ms,
+                error_type=result.error_type,
+            )
+        )
+        outcome = _OUTCOMES.get(result.error_type or "", "function_error")
+        self._metrics.invocations.labels(function.function_name, outcome).inc()
+
+    def _finish_logs(
+        self, request: InvocationRequest, result: InvocationResult, max_memory: int | None
+    ) -> None:
+        function = request.function
+        now = time.time()
+        rid = request.request_id
+        self._emit(function.function_name, rid, now, logs.end_line(rid))
+        report = logs.report_line(
+            rid, result.duration_ms, function.memory, max_memory, result.init_duration_ms
+        )
+        self._emit(function.function_name, rid, now, report)
+
+    def _emit(self, function_name: str, request_id: str | None, when: float, message: str) -> None:
+        self._log_sink(LogEvent(function_name, request_id, datetime.fromtimestamp(when, UTC), message))
+
+    def _on_output(self, container_id: str, line: str, timestamp: float) -> None:
+        task = self._fleet.by_container.get(container_id)
+        if task is None:
+            return
+        current = task.current
+        request_id = current.request.request_id if current is not None else task.last_request_id
+        self._emit(task.function_name, request_id, timestamp, line)
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._fleet.reap_idle()
+            except Exception:  # a bug here must not end reaping for the life of the process
+                log.exception("idle reaper pass failed")

@@ -1,0 +1,38 @@
+"""Everything the gateway's handlers need, as one typed object on the application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from fnplat.catalog import Catalog
+from fnplat.config import Settings
+from fnplat.deployments import DeployService
+from fnplat.invocation import Invoker
+from fnplat.metrics import Metrics
+from fnplat.recorder import Recorder
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayDeps:
+    settings: Settings
+    catalog: Catalog
+    invoker: Invoker
+    deployer: DeployService
+    sessions: sessionmaker[Session]
+    recorder: Recorder
+    metrics: Metrics
+    task_snapshot: Callable[[], list[Mapping[str, object]]]
+
+    @property
+    def base_url(self) -> str:
+        host = self.settings.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.settings.port}"
+
+
+DEPS = web.AppKey("deps", GatewayDeps)

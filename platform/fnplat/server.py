@@ -1,0 +1,163 @@
+"""`fnctl up`: the one-host platform, gateway and controller in one process.
+
+Start-up order (each step is undone in reverse on the way out): data dir → store migrated to head
+→ admin key → catalog loaded into memory → recorder → container engine and controller (removes
+orphans, starts the Runtime API) → gateway listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from fnplat.artifacts import ArtifactStore
+from fnplat.catalog import Catalog
+from fnplat.config import Settings
+from fnplat.controller.docker_engine import DockerEngine
+from fnplat.controller.service import Controller
+from fnplat.deployments import DeployService
+from fnplat.domain import FunctionVersion
+from fnplat.gateway.app import init_app
+from fnplat.gateway.deps import GatewayDeps
+from fnplat.metrics import Metrics
+from fnplat.recorder import Recorder
+from fnplat.security import generate_api_key
+from fnplat.store import repository
+from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
+
+log = logging.getLogger("fnplat")
+
+
+def serve(settings: Settings) -> None:
+    """Run the platform in the foreground until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency; this keeps odd platforms working
+        pass
+    asyncio.run(_main(settings))
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_platform(settings) as base_url:
+        print(f"fnplat is up at {base_url} (data dir {settings.data_dir}); Ctrl-C stops it", flush=True)
+        await stop.wait()
+    print("fnplat stopped", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def running_platform(settings: Settings) -> AsyncIterator[str]:
+    """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = make_engine(settings.db_url)
+    await asyncio.to_thread(upgrade_to_head, db)
+    sessions = make_sessionmaker(db)
+    await asyncio.to_thread(_ensure_admin_key, sessions, settings.admin_key_file)
+
+    catalog = Catalog()
+    await asyncio.to_thread(_load_catalog, catalog, sessions)
+    metrics = Metrics()
+    recorder = Recorder(sessions)
+    await recorder.start()
+    artifacts = ArtifactStore(settings.artifacts_dir, settings.code_dir)
+
+    def code_dir_for(version: FunctionVersion) -> Path | None:
+        return None if version.runtime == "image" else artifacts.unpack(version.code_sha256)
+
+    engine = DockerEngine(settings.controller.instance_id)
+    controller = Controller(
+        engine,
+        settings.controller,
+        region=settings.region,
+        code_dir_for=code_dir_for,
+        log_sink=recorder.log,
+        record_sink=recorder.record,
+        metrics=metrics,
+    )
+    runner: web.AppRunner | None = None
+    try:
+        await controller.start()
+
+        async def build_image(context: str, tag: str) -> str:
+            return await engine.build_image(Path(context), tag)
+
+        deployer = DeployService(sessions, artifacts, catalog, build_image, controller.retire)
+        deps = GatewayDeps(
+            settings=settings,
+            catalog=catalog,
+            invoker=controller,
+            deployer=deployer,
+            sessions=sessions,
+            recorder=recorder,
+            metrics=metrics,
+            task_snapshot=lambda: [_task_json(t) for t in controller.tasks()],
+        )
+        runner = web.AppRunner(init_app(deps), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+        base_url = deps.base_url
+        settings.endpoint_file.write_text(base_url + "\n")
+        pid_file = settings.data_dir / "fnplat.pid"
+        pid_file.write_text(f"{os.getpid()}\n")
+        try:
+            yield base_url
+        finally:
+            pid_file.unlink(missing_ok=True)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await controller.close()
+        await engine.close()
+        await recorder.close()
+        db.dispose()
+
+
+def _ensure_admin_key(sessions: sessionmaker[Session], key_file: Path) -> None:
+    """On first start create an admin key, print it once and store it for the CLI (mode 0600)."""
+    with transaction(sessions) as session:
+        if any(k.scope == "admin" and not k.revoked for k in repository.list_api_keys(session)):
+            return
+        presented, key = generate_api_key("admin", "admin", datetime.now(UTC))
+        repository.add_api_key(session, key)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(presented + "\n")
+    os.chmod(key_file, 0o600)
+    print(
+        f"Created the admin API key (shown once; saved for fnctl in {key_file}):\n  {presented}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _load_catalog(catalog: Catalog, sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        versions = [
+            v
+            for f in repository.list_functions(session)
+            if (v := repository.get_latest_version(session, f.name)) is not None
+        ]
+        catalog.load(versions, repository.list_routes(session), repository.list_api_keys(session))
+
+
+def _task_json(task: object) -> Mapping[str, object]:
+    info = asdict(task) if hasattr(task, "__dataclass_fields__") else dict(vars(task))  # type: ignore[call-overload]
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in info.items()}

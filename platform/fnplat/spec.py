@@ -1,0 +1,293 @@
+"""function.yaml: parse and validate a function's spec into a `FunctionSpec`.
+
+Pure: no I/O except `load_spec` reading the file. Every problem raises `SpecError` with a
+message naming the file, the key and what is wrong, because that line is all a user sees.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from fnplat.domain import (
+    FUNCTION_NAME_RE,
+    MEMORY_DEFAULT_MB,
+    MEMORY_MAX_MB,
+    MEMORY_MIN_MB,
+    RUNTIMES,
+    TIMEOUT_DEFAULT_S,
+    TIMEOUT_MAX_S,
+    TIMEOUT_MIN_S,
+    AuthMode,
+    FunctionSpec,
+    RouteSpec,
+    Runtime,
+    frozen_map,
+)
+from fnplat.errors import SpecError
+
+SPEC_FILENAME = "function.yaml"
+
+ALLOWED_KEYS: tuple[str, ...] = (
+    "name",
+    "runtime",
+    "handler",
+    "memory",
+    "timeout",
+    "environment",
+    "routes",
+    "auth",
+)
+ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
+AUTH_MODES: tuple[str, ...] = ("api_key", "none")
+# Paths the gateway serves itself; a function route there would shadow or be shadowed.
+RESERVED_PATH_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz")
+
+# Lambda's reserved variables (the platform sets them); `AWS_*` is reserved as a whole here.
+RESERVED_ENV_NAMES = frozenset(
+    {"_HANDLER", "_X_AMZN_TRACE_ID", "_LAMBDA_TELEMETRY_LOG_FD", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"}
+    | {"TZ"}
+)
+RESERVED_ENV_PREFIXES: tuple[str, ...] = ("AWS_",)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_TOTAL_LIMIT = 4096  # bytes of all names and values, as Lambda's 4 KB quota
+
+HANDLER_MAX_LEN = 128
+_HANDLER_RE = re.compile(r"^\S+$")
+_PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PARAM_RE = re.compile(r"^\{(" + _PARAM_NAME + r")(\+?)\}$")
+# RFC 3986 pchar, minus `{` `}` which only appear in parameters.
+_LITERAL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
+
+
+def parse_route(text: str) -> RouteSpec:
+    """Parse `"METHOD /path"` or `"$default"`. Raises SpecError naming the route."""
+    if not isinstance(text, str):
+        raise SpecError(f"route must be a string like 'GET /items/{{id}}', got {_show(text)}")
+    stripped = text.strip()
+    if stripped == "$default":
+        return RouteSpec(method="ANY", path="$default")
+    parts = stripped.split()
+    if len(parts) != 2:
+        raise SpecError(f"route {text!r} must be 'METHOD /path' or '$default'")
+    method, path = parts[0].upper(), parts[1]
+    if method not in ROUTE_METHODS:
+        raise SpecError(f"route {text!r}: method must be one of {', '.join(ROUTE_METHODS)}, got {parts[0]!r}")
+    problem = _path_problem(path)
+    if problem:
+        raise SpecError(f"route {text!r}: {problem}")
+    return RouteSpec(method=method, path=path)
+
+
+def _path_problem(path: str) -> str | None:
+    if not path.startswith("/"):
+        return "path must start with '/'"
+    for prefix in RESERVED_PATH_PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return f"path prefix {prefix} is reserved by fnplat"
+    if path == "/":
+        return None
+    segments = path[1:].split("/")
+    seen_params: set[str] = set()
+    for index, segment in enumerate(segments):
+        if not segment:
+            return "path has an empty segment ('//' or a trailing '/')"
+        param = _PARAM_RE.match(segment)
+        if param:
+            name, greedy = param.group(1), param.group(2)
+            if greedy and index != len(segments) - 1:
+                return f"greedy parameter {segment} must be the last segment"
+            if name in seen_params:
+                return f"parameter {{{name}}} appears twice"
+            seen_params.add(name)
+        elif "{" in segment or "}" in segment:
+            return f"segment {segment!r} must be a literal, {{name}} or a final {{name+}}"
+        elif not _LITERAL_SEGMENT_RE.match(segment):
+            return f"segment {segment!r} has characters not allowed in a URL path"
+    return None
+
+
+def _route_shape(route: RouteSpec) -> str:
+    """Routes equal up to parameter names match the same requests: `GET /a/{x}` ~ `GET /a/{y}`."""
+    shape = re.sub(r"\{" + _PARAM_NAME + r"\}", "{}", route.path)
+    shape = re.sub(r"\{" + _PARAM_NAME + r"\+\}", "{+}", shape)
+    return f"{route.method} {shape}"
+
+
+def parse_spec(text: str, source: str = SPEC_FILENAME) -> FunctionSpec:
+    """Validate function.yaml text; `source` names the file in error messages."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{source}: invalid YAML{where}: {problem}") from exc
+    if document is None:
+        raise SpecError(f"{source}: is empty (needs at least name, runtime and handler)")
+    if not isinstance(document, Mapping):
+        raise SpecError(f"{source}: must be a mapping of keys (name, runtime, ...), got {_show(document)}")
+    return _SpecReader(source, document).read()
+
+
+def load_spec(path_or_dir: str | Path) -> FunctionSpec:
+    """Read `function.yaml` from a function directory (or the given file)."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / SPEC_FILENAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: not found (a function directory needs a {SPEC_FILENAME})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read: {exc}") from exc
+    return parse_spec(text, str(path))
+
+
+class _SpecReader:
+    """Reads one document key by key; each method validates one key."""
+
+    def __init__(self, source: str, document: Mapping[Any, Any]) -> None:
+        self.source = source
+        self.doc = document
+
+    def fail(self, message: str) -> SpecError:
+        return SpecError(f"{self.source}: {message}")
+
+    def read(self) -> FunctionSpec:
+        for key in self.doc:
+            if key not in ALLOWED_KEYS:
+                raise self.fail(f"unknown key {_show(key)} (allowed: {', '.join(ALLOWED_KEYS)})")
+        runtime = self.runtime()
+        return FunctionSpec(
+            name=self.name(),
+            runtime=runtime,
+            handler=self.handler(runtime),
+            memory=self.bounded_int("memory", MEMORY_MIN_MB, MEMORY_MAX_MB, MEMORY_DEFAULT_MB),
+            timeout=self.bounded_int("timeout", TIMEOUT_MIN_S, TIMEOUT_MAX_S, TIMEOUT_DEFAULT_S),
+            environment=self.environment(),
+            routes=self.routes(),
+            auth=self.auth(),
+        )
+
+    def required_str(self, key: str) -> str:
+        if key not in self.doc or self.doc[key] is None:
+            raise self.fail(f"missing required key '{key}'")
+        value = self.doc[key]
+        if not isinstance(value, str):
+            raise self.fail(f"{key} must be a string, got {_show(value)}")
+        return value
+
+    def name(self) -> str:
+        name = self.required_str("name")
+        if not FUNCTION_NAME_RE.match(name):
+            raise self.fail(f"name must be 1-64 letters, digits, '-' or '_', got {name!r}")
+        return name
+
+    def runtime(self) -> Runtime:
+        runtime = self.required_str("runtime")
+        if runtime not in RUNTIMES:
+            raise self.fail(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        return cast(Runtime, runtime)
+
+    def handler(self, runtime: Runtime) -> str:
+        optional = runtime in ("image", "provided")
+        if self.doc.get("handler") is None:
+            if optional:
+                return ""
+            example = "app.handler" if runtime == "python3.11" else "index.handler"
+            raise self.fail(f"missing required key 'handler' for runtime {runtime} (e.g. {example})")
+        handler = self.required_str("handler")
+        if not _HANDLER_RE.match(handler) or len(handler) > HANDLER_MAX_LEN:
+            raise self.fail(f"handler must be 1-{HANDLER_MAX_LEN} characters without spaces, got {handler!r}")
+        if not optional and "." not in handler:
+            raise self.fail(f"handler must look like 'module.function', got {handler!r}")
+        return handler
+
+    def bounded_int(self, key: str, low: int, high: int, default: int) -> int:
+        value = self.doc.get(key)
+        if value is None:
+            return default
+        # bool is an int subclass: `memory: yes` must not become 1.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(f"{key} must be an integer between {low} and {high}, got {_show(value)}")
+        return value
+
+    def environment(self) -> Mapping[str, str]:
+        raw = self.doc.get("environment")
+        if raw is None:
+            return frozen_map()
+        if not isinstance(raw, Mapping):
+            raise self.fail(f"environment must be a mapping of NAME: value, got {_show(raw)}")
+        env: dict[str, str] = {}
+        for name, value in raw.items():
+            env[self.env_name(name)] = self.env_value(name, value)
+        total = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+        if total > ENV_TOTAL_LIMIT:
+            raise self.fail(f"environment is {total} bytes, over the {ENV_TOTAL_LIMIT}-byte limit")
+        return frozen_map(env)
+
+    def env_name(self, name: object) -> str:
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+            raise self.fail(f"environment: name {_show(name)} must match [A-Za-z_][A-Za-z0-9_]*")
+        if name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES):
+            raise self.fail(f"environment: {name} is reserved by the Lambda runtime environment")
+        return name
+
+    def env_value(self, name: str, value: object) -> str:
+        # Strings and integers only: YAML turns `yes`/`off` into booleans and `1.10` into 1.1,
+        # so stringifying those would silently change what the user wrote. They must quote them.
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        raise self.fail(f"environment: {name} must be a string or an integer (quote it), got {_show(value)}")
+
+    def routes(self) -> tuple[RouteSpec, ...]:
+        raw = self.doc.get("routes")
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail(f"routes must be a list of 'METHOD /path' strings, got {_show(raw)}")
+        routes: list[RouteSpec] = []
+        shapes: dict[str, str] = {}
+        for index, item in enumerate(raw):
+            try:
+                route = parse_route(item)
+            except SpecError as exc:
+                raise self.fail(f"routes[{index}]: {exc.message}") from exc
+            shape = _route_shape(route)
+            if shape in shapes:
+                raise self.fail(f"routes[{index}]: {route.route_key!r} duplicates {shapes[shape]!r}")
+            shapes[shape] = route.route_key
+            routes.append(route)
+        return tuple(routes)
+
+    def auth(self) -> AuthMode:
+        value = self.doc.get("auth")
+        if value is None:
+            return "api_key"
+        if value not in AUTH_MODES:
+            raise self.fail(f"auth must be one of {', '.join(AUTH_MODES)}, got {_show(value)}")
+        return cast(AuthMode, value)
+
+
+def _show(value: object) -> str:
+    """A value as the user wrote it, with its YAML type when that is the surprise."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__

@@ -1,0 +1,54 @@
+"""Validation and SQL helpers shared by the store's data-access modules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fnplat.domain import FUNCTION_NAME_RE
+from fnplat.errors import Conflict, InvalidParameter
+from fnplat.store.models import Base
+
+SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_ROWS_PER_STATEMENT = 500
+
+
+def check_name(name: str) -> None:
+    if not FUNCTION_NAME_RE.fullmatch(name):
+        raise InvalidParameter(f"invalid function name {name!r}: 1-64 letters, digits, '-' or '_'")
+
+
+def check_sha256(value: str) -> None:
+    if not SHA256_HEX_RE.fullmatch(value):
+        raise InvalidParameter(f"invalid sha256 {value!r}: 64 lower-case hex digits expected")
+
+
+def check_aware(value: datetime, what: str) -> None:
+    if value.tzinfo is None:
+        raise InvalidParameter(f"{what} must be timezone-aware, got {value.isoformat()}")
+
+
+@contextmanager
+def conflicts_as(message: str) -> Iterator[None]:
+    """Turn a unique/foreign-key violation at flush into a Conflict the caller can show."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict(message) from exc
+
+
+def insert_ignoring_duplicates(s: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING (both backends speak it), a few hundred rows per statement."""
+    dialect = s.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    # Chunks keep each statement under SQLite's bound-parameter limit.
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = list(rows[start : start + _ROWS_PER_STATEMENT])
+        s.execute(module.insert(model).values(chunk).on_conflict_do_nothing())

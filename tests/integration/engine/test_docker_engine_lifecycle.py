@@ -1,0 +1,102 @@
+"""A task's life on the real engine: exits, OOM kills, output lines, memory peaks, kill, orphans."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from engine_harness import Harness, NetworkUnderTest, close_harness, open_harness
+
+pytestmark = pytest.mark.docker
+
+MB = 1024 * 1024
+
+
+async def test_exit_codes_are_delivered(harness: Harness) -> None:
+    failing = await harness.run("exit 7")
+    clean = await harness.run("true")
+
+    failed = await harness.recorder.exit_of(failing.container_id)
+    succeeded = await harness.recorder.exit_of(clean.container_id)
+
+    assert (failed.exit_code, failed.oom_killed) == (7, False)
+    assert (succeeded.exit_code, succeeded.oom_killed) == (0, False)
+
+
+async def test_allocating_past_the_memory_limit_is_an_oom_kill(harness: Harness) -> None:
+    allocate_256mb = 'perl -e \'$x = "a" x (256 * 1024 * 1024); print "survived\\n"\''
+    handle = await harness.run(allocate_256mb, memory_mb=32)
+
+    exit_ = await harness.recorder.exit_of(handle.container_id)
+
+    assert exit_.oom_killed is True
+    assert exit_.exit_code == 137  # SIGKILL, as the init reports its child's death
+    assert "survived" not in harness.recorder.text(handle.container_id)
+
+
+async def test_output_lines_are_delivered_whole_with_the_container_id(harness: Harness) -> None:
+    started = time.time()
+    handle = await harness.run(
+        "echo first; echo to-stderr >&2; head -c 40000 /dev/zero | tr '\\0' x; echo; printf no-newline"
+    )
+    await harness.recorder.exit_of(handle.container_id)
+    await harness.recorder.wait_line(handle.container_id, "no-newline")  # flushed when the stream ends
+
+    lines = harness.recorder.lines[handle.container_id]
+    texts = [line for line, _ in lines]
+    assert sorted(texts) == sorted(["first", "to-stderr", "x" * 40000, "no-newline"])
+    assert texts.index("first") < texts.index("x" * 40000)  # stdout keeps its order
+    assert all(started - 5 <= ts <= time.time() + 1 for _, ts in lines)
+    assert set(harness.recorder.lines) == {handle.container_id}
+
+
+async def test_max_memory_used_reads_the_cgroup_peak(harness: Harness) -> None:
+    handle = await harness.run(
+        'perl -e \'$| = 1; $x = "a" x (48 * 1024 * 1024); print "ready\\n"; sleep 300\'', memory_mb=128
+    )
+    await harness.recorder.wait_line(handle.container_id, "ready")
+
+    peak = harness.engine.max_memory_used_mb(handle.container_id)
+
+    assert peak is not None and 48 <= peak <= 128
+    await harness.engine.kill(handle.container_id)
+    assert harness.engine.max_memory_used_mb(handle.container_id) is None  # cgroup gone with it
+    assert harness.engine.max_memory_used_mb("../../etc") is None
+    assert harness.engine.max_memory_used_mb(handle.container_id[:12]) is None  # full ids only
+
+
+async def test_kill_removes_and_is_idempotent(harness: Harness) -> None:
+    handle = await harness.run("sleep 300")
+    assert handle.container_id in await harness.engine.list_managed(harness.instance_id)
+
+    await harness.engine.kill(handle.container_id)
+    await harness.engine.kill(handle.container_id)  # already gone: not an error
+    await harness.engine.kill("0" * 64)  # never existed: not an error
+
+    assert handle.container_id not in await harness.engine.list_managed(harness.instance_id)
+    exit_ = await harness.recorder.exit_of(handle.container_id)
+    assert (exit_.exit_code, exit_.oom_killed) == (137, False)
+
+
+async def test_list_managed_finds_only_this_instances_containers(
+    harness: Harness, task_network: NetworkUnderTest
+) -> None:
+    other = await open_harness(task_network)
+    try:
+        ours_running = await harness.run("sleep 300")
+        ours_exited = await harness.run("true")
+        theirs = await other.run("sleep 300")
+        await harness.recorder.exit_of(ours_exited.container_id)
+
+        listed = await harness.engine.list_managed(harness.instance_id)
+
+        assert sorted(listed) == sorted([ours_running.container_id, ours_exited.container_id])
+        assert theirs.container_id in await harness.engine.list_managed(other.instance_id)
+        # Each engine's watcher sees only its own instance's containers.
+        await harness.engine.kill(theirs.container_id)
+        await other.recorder.exit_of(theirs.container_id)
+        marker = await harness.run("true")  # our stream is ordered: its exit comes after any earlier one
+        await harness.recorder.exit_of(marker.container_id)
+        assert theirs.container_id not in harness.recorder.exits
+    finally:
+        await close_harness(other)
