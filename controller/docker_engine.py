@@ -31,6 +31,7 @@ import docker
 import docker.errors
 import requests
 from docker.types import IPAMConfig, IPAMPool, LogConfig
+
 from fnplat.controller.engine import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -147,7 +148,8 @@ def host_config_args(taskdef: TaskDefinition, network: str) -> dict[str, Any]:
     args: dict[str, Any] = {
         "network_mode": network,  # the task network only, never the default bridge
         "read_only": True,
-        "tmpfs": {"/tmp": f"size={taskdef.tmp_size_mb}m,mode=1777"},
+        # exec: Lambda lets functions run programs they unpack into /tmp.
+        "tmpfs": {"/tmp": f"rw,exec,size={taskdef.tmp_size_mb}m,mode=1777"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": taskdef.pids_limit,

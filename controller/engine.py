@@ -61,7 +61,7 @@ class ContainerExit:
 
 
 ExitCallback = Callable[[ContainerExit], Awaitable[None] | None]
-OutputCallback = Callable[[str, float], None]  # (line without newline, unix timestamp)
+OutputCallback = Callable[[str, str, float], None]  # (container id, line without newline, unix timestamp)
 
 
 class ContainerEngine(Protocol):
@@ -69,7 +69,9 @@ class ContainerEngine(Protocol):
         """Create the isolated task network if missing (no inter-container traffic); return it."""
         ...
 
-    async def run(self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str]) -> ContainerHandle:
+    async def run(
+        self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str]
+    ) -> ContainerHandle:
         """Create and start a locked-down container for a task at a fixed address on the task network.
 
         `environment` is merged over taskdef.environment (per-task values such as the Runtime API address).
@@ -88,7 +90,7 @@ class ContainerEngine(Protocol):
         """Peak memory of the container's cgroup in MB, or None when unknown. Cheap (a file read)."""
         ...
 
-    async def watch(self, on_exit: ExitCallback, on_output: Callable[[str, str, float], None]) -> None:
+    async def watch(self, on_exit: ExitCallback, on_output: OutputCallback) -> None:
         """Start watching our containers: `on_exit` when one dies (with its OOM flag) and
         `on_output(container_id, line, timestamp)` for each line it writes to stdout/stderr.
         Returns once watching has started; stops on close()."""
@@ -99,7 +101,9 @@ class ContainerEngine(Protocol):
         ...
 
     async def build_image(self, context_dir: Path, tag: str) -> str:
-        """Build a Dockerfile context offline; return the image id. Raises ImageBuildError with the build log tail."""
+        """Build a Dockerfile context offline; return the image id.
+
+        Raises ImageBuildError carrying the tail of the build log."""
         ...
 
     async def image_exists(self, tag: str) -> bool: ...

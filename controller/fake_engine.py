@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+
 from fnplat.controller.engine import (
     LABEL_INSTANCE,
     LABEL_MANAGED,

@@ -82,6 +82,7 @@ class Fleet:
         self._addresses: AddressAllocator | None = None
         self._runtime_api = ""
         self._closing = False
+        self._waiters_total = 0  # invocations queued in all pools
 
     def attach(self, network: NetworkInfo, runtime_api_address: str) -> None:
         """Where tasks live and where their Runtime API is; called once by the controller's start()."""
@@ -176,6 +177,13 @@ class Fleet:
         if task.handle is not None:
             self._spawn(self._kill(task))
         # else: engine.run() is still in flight; _start() finishes the job when it returns.
+
+    def waiters_changed(self, delta: int) -> None:
+        self._waiters_total += delta
+
+    def task_idle(self, pool: VersionPool) -> None:
+        if self._waiters_total:  # rare: someone is queued for a slot or for memory
+            self._pump(exclude=pool)
 
     # -- RuntimeHooks -------------------------------------------------------------------------
     def on_first_next(self, task: Task) -> None:
@@ -337,10 +345,14 @@ class Fleet:
         self._function_tasks[fn] -= 1
         self.memory_in_use_mb -= task.version.memory
         self._drop_if_empty(pool)
-        if not self._closing:
-            for other in list(self._pools.values()):
-                if other.waiting > len(other.starting):
-                    other.pump()
+        if self._waiters_total and not self._closing:
+            self._pump(exclude=None)
+
+    def _pump(self, exclude: VersionPool | None) -> None:
+        """Start tasks for pools with queued invocations that nothing is starting for yet."""
+        for pool in list(self._pools.values()):
+            if pool is not exclude and pool.waiting > len(pool.starting):
+                pool.pump()
 
     def _drop_if_empty(self, pool: VersionPool) -> None:
         if pool.retired and pool.is_empty and self._pools.get(pool.version.key) is pool:

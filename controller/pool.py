@@ -43,6 +43,15 @@ class PoolHost(Protocol):
 
     def stop(self, task: Task) -> None: ...
 
+    def waiters_changed(self, delta: int) -> None:
+        """Invocations queued in some pool went up or down by delta (host-wide bookkeeping)."""
+        ...
+
+    def task_idle(self, pool: VersionPool) -> None:
+        """A task of `pool` went idle with nobody waiting for it: other pools' waiters may use its
+        slot or memory (by evicting it)."""
+        ...
+
 
 Waiter = asyncio.Future[Task]
 
@@ -183,7 +192,7 @@ class VersionPool:
     def fail_waiters(self, error: Exception) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
-            self._queue_gauge.dec()
+            self._queued(-1)
             if not waiter.done():
                 waiter.set_exception(error)
 
@@ -222,18 +231,20 @@ class VersionPool:
     def _offer(self, task: Task) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
-            self._queue_gauge.dec()
+            self._queued(-1)
             if not waiter.done():
                 self.move(task, TaskState.BUSY)
                 waiter.set_result(task)
                 return
         if self.retired:
             self._host.stop(task)
+        else:
+            self._host.task_idle(self)
 
     def _enqueue(self) -> Waiter:
         waiter: Waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        self._queue_gauge.inc()
+        self._queued(1)
         return waiter
 
     def _discard(self, waiter: Waiter) -> None:
@@ -241,7 +252,11 @@ class VersionPool:
             self._waiters.remove(waiter)
         except ValueError:
             return
-        self._queue_gauge.dec()
+        self._queued(-1)
+
+    def _queued(self, delta: int) -> None:
+        self._queue_gauge.inc(delta)
+        self._host.waiters_changed(delta)
 
     def _expire(self, waiter: Waiter) -> None:
         if not waiter.done():

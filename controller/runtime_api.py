@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
+
 from fnplat.controller import outcomes
 from fnplat.controller.task import Task
 from fnplat.domain import RESPONSE_PAYLOAD_LIMIT

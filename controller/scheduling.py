@@ -60,13 +60,16 @@ def decide(s: PoolSnapshot) -> Decision:
     """Idle warm task, else cold start if capacity allows, else a bounded wait, else 429."""
     if s.idle > 0:
         return USE_IDLE
-    if s.function_limit <= 0 or s.waiters >= s.max_waiters:
-        # Reserved concurrency 0 means "never run" (Lambda throttles at once); a full queue too.
-        return THROTTLE
+    if s.function_limit <= 0:
+        return THROTTLE  # reserved concurrency 0 means "never run": Lambda throttles at once
     if s.starting > s.waiters:
         # A task already starting is not promised to anyone queued before us: it will be ours.
         return WAIT
-    return cold_start_capacity(s) or WAIT
+    cold_start = cold_start_capacity(s)
+    if cold_start is not None:
+        return cold_start
+    # No capacity now: queue for a task or for capacity, unless the queue is full.
+    return THROTTLE if s.waiters >= s.max_waiters else WAIT
 
 
 def cold_start_capacity(s: PoolSnapshot) -> Decision | None:

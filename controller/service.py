@@ -175,7 +175,8 @@ class Controller:
                 max_memory = self._engine.max_memory_used_mb(container_id)
             except EngineError:
                 max_memory = None
-        self._finish_logs(request, result, max_memory)
+        ended = invocation.started_wall + result.duration_ms / 1000.0
+        self._finish_logs(request, result, max_memory, ended)
         self._record_sink(
             InvocationRecord(
                 request_id=request.request_id,
@@ -207,7 +208,7 @@ class Controller:
             now,
             logs.start_line(request.request_id, request.executed_version),
         )
-        self._finish_logs(request, result, None)
+        self._finish_logs(request, result, None, now)
         self._record_sink(
             InvocationRecord(
                 request_id=request.request_id,
@@ -226,10 +227,10 @@ class Controller:
         self._metrics.invocations.labels(function.function_name, outcome).inc()
 
     def _finish_logs(
-        self, request: InvocationRequest, result: InvocationResult, max_memory: int | None
+        self, request: InvocationRequest, result: InvocationResult, max_memory: int | None, now: float
     ) -> None:
+        """END and REPORT, stamped with the invocation's end (they are emitted a moment later)."""
         function = request.function
-        now = time.time()
         rid = request.request_id
         self._emit(function.function_name, rid, now, logs.end_line(rid))
         report = logs.report_line(

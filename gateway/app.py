@@ -40,7 +40,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     try:
         authenticate(request, deps.catalog.keyring, "invoke")
     except FnplatError as exc:
-        return to_web_response(gateway_message(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden"))
+        return to_web_response(
+            gateway_message(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden")
+        )
     body = generate_latest(deps.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

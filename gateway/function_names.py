@@ -21,7 +21,8 @@ def parse_function_name(text: str, qualifier: str | None = None) -> tuple[str, s
     name, embedded = _split(text)
     if embedded and qualifier and embedded != qualifier:
         raise InvalidParameter(
-            f"The derived qualifier from the function name does not match the specified qualifier: {embedded} != {qualifier}"
+            "The derived qualifier from the function name does not match the specified qualifier: "
+            f"{embedded} != {qualifier}"
         )
     chosen = embedded or qualifier or LATEST
     if not _QUALIFIER_RE.match(chosen):

@@ -13,8 +13,13 @@ from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT
 from fnplat.errors import FnplatError, RequestTooLarge, TooManyRequests, Unauthorized
 from fnplat.gateway import responses
 from fnplat.gateway.auth import authenticate
+from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS
-from fnplat.gateway.proxy_event import MalformedProxyResponse, build_http_api_v2_event, map_http_api_v2_response
+from fnplat.gateway.proxy_event import (
+    MalformedProxyResponse,
+    build_http_api_v2_event,
+    map_http_api_v2_response,
+)
 from fnplat.gateway.webresponse import to_web_response
 from fnplat.invocation import InvocationRequest
 
@@ -36,11 +41,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         version = catalog.latest(route.function_name)
         if version is None:  # the route outlived its function for an instant during removal
             return to_web_response(responses.not_found())
-        if request.content_length is not None and request.content_length > SYNC_PAYLOAD_LIMIT:
-            raise RequestTooLarge("request body too large")
-        body = await request.content.read(SYNC_PAYLOAD_LIMIT + 1)
-        if len(body) > SYNC_PAYLOAD_LIMIT:
-            raise RequestTooLarge("request body too large")
+        body = await read_body(request, SYNC_PAYLOAD_LIMIT, "the request body")
         peer = request.transport.get_extra_info("peername") if request.transport else None
         event = build_http_api_v2_event(
             method=request.method,

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from fnplat.catalog import Catalog
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT, FunctionVersion
-from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound, RequestTooLarge
+from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound
 from fnplat.gateway.auth import authenticate
+from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS
 from fnplat.gateway.function_names import parse_function_name
 from fnplat.gateway.responses import aws_error
@@ -37,7 +38,9 @@ async def invoke(request: web.Request) -> web.StreamResponse:
                 function=version,
                 payload=payload,
                 request_id=request_id,
-                invoked_function_arn=deps.settings.function_arn(name, qualifier if qualifier != LATEST else None),
+                invoked_function_arn=deps.settings.function_arn(
+                    name, qualifier if qualifier != LATEST else None
+                ),
                 executed_version=LATEST,
                 client_context=client_context,
                 trace_id=request.headers.get("X-Amzn-Trace-Id"),
@@ -69,13 +72,7 @@ def resolve_version(catalog: Catalog, name: str, qualifier: str) -> FunctionVers
 
 async def read_payload(request: web.Request, limit: int) -> bytes:
     """The request body as a JSON document: 413 over `limit`, 400 when it is not JSON."""
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(
-            f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
-        )
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise RequestTooLarge(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    body = await read_body(request, limit, "the request payload")
     if not body.strip():
         return b"{}"
     try:

@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from fnplat.domain import ARTIFACT_ZIPPED_LIMIT, ApiKey, FunctionVersion, Route
-from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound, RequestTooLarge, UnsupportedMediaType
+from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound, UnsupportedMediaType
 from fnplat.gateway.auth import authenticate
+from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS, GatewayDeps
 from fnplat.gateway.responses import aws_error
 from fnplat.gateway.webresponse import to_web_response
@@ -56,12 +57,7 @@ async def deploy_function(request: web.Request, deps: GatewayDeps) -> web.Stream
         raise UnsupportedMediaType(
             f"upload the function as a zip (Content-Type: application/zip), not {request.content_type!r}"
         )
-    limit = ARTIFACT_ZIPPED_LIMIT
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(f"the zipped package is {request.content_length} bytes; the limit is {limit} bytes")
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        raise RequestTooLarge(f"the zipped package is over the limit of {limit} bytes")
+    data = await read_body(request, ARTIFACT_ZIPPED_LIMIT, "the zipped package")
     if not data:
         raise BadRequest("empty upload: send the function's zip as the request body")
     deployment = await deps.deployer.deploy(data)
@@ -105,7 +101,8 @@ async def function_logs(request: web.Request, deps: GatewayDeps) -> web.StreamRe
         with transaction(deps.sessions) as session:
             events = repository.recent_log_events(session, name, limit=limit, request_id=request_id)
         return [
-            {"timestamp": e.timestamp.isoformat(), "request_id": e.request_id, "message": e.message} for e in events
+            {"timestamp": e.timestamp.isoformat(), "request_id": e.request_id, "message": e.message}
+            for e in events
         ]
 
     return web.json_response({"events": await asyncio.to_thread(query)})
@@ -119,7 +116,7 @@ async def create_key(request: web.Request, deps: GatewayDeps) -> web.StreamRespo
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON like {\"name\": \"ci\", \"scope\": \"invoke\"}") from None
+        raise BadRequest('the body must be JSON like {"name": "ci", "scope": "invoke"}') from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     name, scope = body.get("name"), body.get("scope", "invoke")
@@ -184,7 +181,9 @@ def _int_param(request: web.Request, name: str, *, default: int, low: int, high:
     return value
 
 
-def _version_json(version: FunctionVersion, routes: tuple[Route, ...] | list[Route], deps: GatewayDeps) -> dict[str, Any]:
+def _version_json(
+    version: FunctionVersion, routes: tuple[Route, ...] | list[Route], deps: GatewayDeps
+) -> dict[str, Any]:
     return {
         "name": version.function_name,
         "version": version.version,

@@ -20,7 +20,9 @@ class Catalog:
         self.route_table: RouteTable = RouteTable.build(())
         self.keyring: KeyRing = KeyRing(())
 
-    def load(self, versions: Iterable[FunctionVersion], routes: Iterable[Route], keys: Iterable[ApiKey]) -> None:
+    def load(
+        self, versions: Iterable[FunctionVersion], routes: Iterable[Route], keys: Iterable[ApiKey]
+    ) -> None:
         self._latest = {v.function_name: v for v in versions}
         by_function: dict[str, list[Route]] = {}
         for route in routes:

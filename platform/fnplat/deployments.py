@@ -8,20 +8,17 @@ deploy is a content-addressed artifact file, which is harmless and reused by the
 from __future__ import annotations
 
 import asyncio
-import stat
-import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from io import BytesIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from fnplat.artifacts import ArtifactStore, inspect_zip
 from fnplat.catalog import Catalog
 from fnplat.domain import FunctionSpec, FunctionVersion, Route
-from fnplat.errors import ArtifactError, Conflict, NotFound
+from fnplat.errors import Conflict, NotFound
 from fnplat.gateway.routing import route_conflict_key
-from fnplat.spec import parse_spec
+from fnplat.packaging import check_layout, spec_from_zip
 from fnplat.store import repository
 from fnplat.store.db import transaction
 
@@ -53,8 +50,8 @@ class DeployService:
 
     async def deploy(self, data: bytes) -> Deployment:
         summary = await asyncio.to_thread(inspect_zip, data)
-        spec = parse_spec(_read_member(data, "function.yaml"), "function.yaml")
-        _check_runtime_contents(spec, data)
+        spec = spec_from_zip(data)
+        check_layout(spec, data)
         self._check_route_conflicts(spec)
 
         lock = self._locks.setdefault(spec.name, asyncio.Lock())
@@ -106,35 +103,13 @@ class DeployService:
         for route in spec.routes:
             key = route_conflict_key(route.method, route.path)
             if key in own:
-                raise Conflict(f"routes '{own[key]}' and '{route.route_key}' of {spec.name} are the same route")
+                raise Conflict(
+                    f"routes '{own[key]}' and '{route.route_key}' of {spec.name} are the same route"
+                )
             own[key] = route.route_key
             other = taken.get(key)
             if other is not None:
                 raise Conflict(
-                    f"route '{route.route_key}' clashes with '{other.route_key}' of function '{other.function_name}'"
+                    f"route '{route.route_key}' clashes with '{other.route_key}' "
+                    f"of function '{other.function_name}'"
                 )
-
-
-def _read_member(data: bytes, name: str) -> str:
-    with zipfile.ZipFile(BytesIO(data)) as archive:
-        try:
-            raw = archive.read(name)
-        except KeyError:
-            raise ArtifactError(f"the package has no {name} at its root") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ArtifactError(f"{name} is not UTF-8 text") from None
-
-
-def _check_runtime_contents(spec: FunctionSpec, data: bytes) -> None:
-    with zipfile.ZipFile(BytesIO(data)) as archive:
-        infos = {info.filename: info for info in archive.infolist()}
-    if spec.runtime == "provided":
-        info = infos.get("bootstrap")
-        if info is None:
-            raise ArtifactError("runtime 'provided' needs an executable file named 'bootstrap' at the package root")
-        if not (info.external_attr >> 16) & stat.S_IXUSR:
-            raise ArtifactError("'bootstrap' is not executable (chmod +x bootstrap)")
-    if spec.runtime == "image" and "Dockerfile" not in infos:
-        raise ArtifactError("runtime 'image' needs a Dockerfile at the package root")

@@ -79,7 +79,9 @@ class TooManyRequests(FnplatError):
     error_type = "TooManyRequestsException"
     kind = "User"
 
-    def __init__(self, message: str, reason: str = "ReservedFunctionConcurrentInvocationLimitExceeded") -> None:
+    def __init__(
+        self, message: str, reason: str = "ReservedFunctionConcurrentInvocationLimitExceeded"
+    ) -> None:
         super().__init__(message)
         self.reason = reason
 

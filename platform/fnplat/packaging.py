@@ -49,7 +49,8 @@ def package_function(directory: str | Path, progress: Progress = _quiet) -> Pack
     Raises SpecError/ArtifactError for what the user must fix, RequestTooLarge when the result
     exceeds Lambda's package limits (checked here so nothing big is uploaded in vain).
     """
-    source = Path(directory)
+    # Absolute: pip and npm run with another working directory.
+    source = Path(directory).resolve()
     if not source.is_dir():
         raise ArtifactError(f"{source}: not a directory")
     spec = load_spec(source)

@@ -7,6 +7,7 @@ task flushes every `interval` seconds, or sooner when a batch fills, in a worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -20,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Recorder:
-    def __init__(self, sessions: sessionmaker[Session], *, interval: float = 0.5, batch_size: int = 500) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, interval: float = 0.5, batch_size: int = 500
+    ) -> None:
         self._sessions = sessions
         self._interval = interval
         self._batch_size = batch_size
@@ -46,10 +49,8 @@ class Recorder:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self.flush()
 
     async def flush(self) -> None:
@@ -76,10 +77,8 @@ class Recorder:
 
     async def _run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()

@@ -46,7 +46,9 @@ def serve(settings: Settings) -> None:
         import uvloop
 
         uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a declared dependency; this keeps odd platforms working
+    except (
+        ImportError
+    ):  # pragma: no cover - uvloop is a declared dependency; this keeps odd platforms working
         pass
     asyncio.run(_main(settings))
 

@@ -346,7 +346,6 @@ class Runtime {
     };
     const complete = (result) => {
       if (completed) return;
-      completed = true;
       let body;
       try {
         body = serialize(result);
@@ -354,6 +353,7 @@ class Runtime {
         postError(err);
         return;
       }
+      completed = true;
       this.finish(this.client.postInvocationResponse(id, body));
     };
     const done = (err, result) => {

@@ -71,12 +71,22 @@ class Platform:
             self.process.send_signal(sig)
             self.process.wait(timeout=60)
 
-    def fnctl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def fnctl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [FNCTL, *args], env=self.env, capture_output=True, text=True, input=input, timeout=600, check=False
+            [FNCTL, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=600,
+            check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"fnctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"fnctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def headers(self) -> dict[str, str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from fnplat.spec import load_spec
+
 from .conftest import Platform
 
 pytestmark = pytest.mark.docker
@@ -23,7 +25,7 @@ FUNCTIONS = Path(__file__).parent / "functions"
 
 def deploy(platform: Platform, directory: Path) -> dict[str, object]:
     platform.fnctl("deploy", str(directory))
-    name = directory.name
+    name = load_spec(directory).name
     response = requests.get(f"{platform.url}/v1/functions/{name}", headers=platform.headers(), timeout=30)
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -46,17 +48,28 @@ def test_admin_key_is_stored_private_and_printed_once(platform: Platform) -> Non
 
 
 @pytest.mark.parametrize("example", ["hello-python", "hello-node", "hello-provided", "hello-image"])
-def test_examples_deploy_and_answer_on_their_route_and_the_invoke_api(platform: Platform, example: str) -> None:
+def test_examples_deploy_and_answer_on_their_route_and_the_invoke_api(
+    platform: Platform, example: str
+) -> None:
     described = deploy(platform, REPO / "examples" / example)
     url = first_route_url(described, name="world")
     response = requests.get(url, headers=platform.headers(), timeout=60)
     assert response.status_code == 200, response.text
     assert "world" in response.text
 
-    invoked = platform.invoke(str(described["name"]), {"hello": "there"})
+    invoked = platform.invoke(str(described["name"]), {"pathParameters": {"name": "there"}})
     assert invoked.status_code == 200, invoked.text
     assert invoked.headers["X-Amz-Executed-Version"] == "$LATEST"
     assert "X-Amz-Function-Error" not in invoked.headers
+
+
+def test_vendored_binary_dependency_runs_in_the_task(platform: Platform) -> None:
+    described = deploy(platform, REPO / "examples" / "deps-python")
+    response = requests.post(
+        first_route_url(described), data="a: 1\nb: [x, y]\n", headers=platform.headers(), timeout=60
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"document": {"a": 1, "b": ["x", "y"]}, "libyaml": True}
 
 
 def test_cli_invoke_prints_the_result_and_fails_on_function_errors(platform: Platform) -> None:
@@ -87,7 +100,9 @@ def test_function_error_is_200_with_the_unhandled_header(platform: Platform) -> 
 
 def test_route_function_error_is_502(platform: Platform) -> None:
     described = deploy(platform, FUNCTIONS / "py-errors")
-    response = requests.post(first_route_url(described, action="raise"), headers=platform.headers(), timeout=30)
+    response = requests.post(
+        first_route_url(described, action="raise"), headers=platform.headers(), timeout=30
+    )
     assert response.status_code == 502
     assert response.json() == {"message": "Internal Server Error"}
 
@@ -186,13 +201,21 @@ def test_bad_payloads_are_rejected_before_anything_runs(platform: Platform) -> N
     bad_json = requests.post(url, data=b"{nope", headers=platform.headers(), timeout=30)
     assert bad_json.status_code == 400
     assert bad_json.json()["Type"] == "User"
-    too_big = requests.post(url, data=b'"' + b"x" * (6 * 1024 * 1024) + b'"', headers=platform.headers(), timeout=60)
+    too_big = requests.post(
+        url, data=b'"' + b"x" * (6 * 1024 * 1024) + b'"', headers=platform.headers(), timeout=60
+    )
     assert too_big.status_code == 413
     unknown = requests.post(
-        f"{platform.url}/2015-03-31/functions/nope/invocations", json={}, headers=platform.headers(), timeout=30
+        f"{platform.url}/2015-03-31/functions/nope/invocations",
+        json={},
+        headers=platform.headers(),
+        timeout=30,
     )
     assert unknown.status_code == 404
-    assert requests.get(f"{platform.url}/no/such/route", headers=platform.headers(), timeout=30).status_code == 404
+    assert (
+        requests.get(f"{platform.url}/no/such/route", headers=platform.headers(), timeout=30).status_code
+        == 404
+    )
 
 
 def test_metrics_and_health(platform: Platform) -> None:
@@ -211,9 +234,19 @@ def test_orphans_of_a_killed_platform_are_removed_on_restart(platform: Platform)
 
     def our_containers() -> set[str]:
         out = subprocess.run(
-            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={label}",
-             "--filter", f"network={platform.env['FNPLAT_TASK_NETWORK']}"],
-            capture_output=True, text=True, check=True,
+            [
+                "docker",
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                f"label={label}",
+                "--filter",
+                f"network={platform.env['FNPLAT_TASK_NETWORK']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return set(out.split())
 

@@ -100,7 +100,7 @@ def cli(ctx: click.Context, data_dir: Path | None) -> None:
     help="Directory to create (default: ./NAME).",
 )
 def init(name: str, runtime: str, directory: Path | None) -> None:
-    """Create a new function directory NAME from a template.
+    """Create a new function from a template.
 
     The template has a function.yaml (route GET /NAME/{name}) and a handler for the runtime:
     app.py (python3.11), index.js (nodejs18.x), a bash+curl bootstrap (provided), or a
@@ -117,10 +117,11 @@ def init(name: str, runtime: str, directory: Path | None) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.pass_context
 def deploy(ctx: click.Context, directory: Path) -> None:
-    """Package DIRECTORY (function.yaml + code + vendored dependencies) and deploy it.
+    """Package a function directory and deploy it as a new version.
 
-    Dependencies from requirements.txt (python3.11) or package.json (nodejs18.x) are vendored
-    into the zip. Each deploy creates a new version and moves $LATEST to it.
+    DIRECTORY holds function.yaml and the code. Dependencies from requirements.txt (python3.11)
+    or package.json (nodejs18.x) are vendored into the zip. Each deploy creates a new version
+    and moves $LATEST to it.
     """
     from fnplat.packaging import package_function  # lazy: pulls in subprocess machinery
 
@@ -150,7 +151,7 @@ def deploy(ctx: click.Context, directory: Path) -> None:
 def invoke(
     ctx: click.Context, name: str, payload: str | None, payload_file: str | None, qualifier: str | None
 ) -> None:
-    """Invoke function NAME synchronously and print its result.
+    """Invoke a function synchronously and print its result.
 
     Without a payload the event is {}. On a function error the error JSON is printed and the
     exit code is 1.
@@ -172,7 +173,11 @@ def invoke(
 @click.option("--follow", "-F", "follow_", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.pass_context
 def logs(ctx: click.Context, name: str, limit: int, request_id: str | None, follow_: bool) -> None:
-    """Print the log lines of function NAME, oldest first."""
+    """Print a function's log lines, oldest first.
+
+    Lines come from the platform (START, END, REPORT per invocation) and from the function's own
+    output. --follow polls for new lines until Ctrl-C.
+    """
     client = _client(ctx)
 
     def fetch() -> list[dict[str, Any]]:
@@ -203,7 +208,11 @@ def list_functions(ctx: click.Context) -> None:
 @click.argument("name")
 @click.pass_context
 def describe(ctx: click.Context, name: str) -> None:
-    """Show the configuration, code hash and routes of function NAME ($LATEST)."""
+    """Show the configuration and routes of a function.
+
+    Shows $LATEST of function NAME: runtime, handler, memory, timeout, environment, code sha256
+    and its routes with their URLs.
+    """
     click.echo(render.describe(_client(ctx).get_function(name)))
 
 
@@ -226,7 +235,10 @@ def routes(ctx: click.Context) -> None:
 @cli.command()
 @click.pass_context
 def tasks(ctx: click.Context) -> None:
-    """List the running tasks (containers): function, version, state, address."""
+    """List running tasks (containers) and what they serve.
+
+    One line per task: function, version, state, container, address and invocations served.
+    """
     click.echo(render.tasks_table(_client(ctx).tasks()))
 
 
@@ -235,7 +247,10 @@ def tasks(ctx: click.Context) -> None:
 
 @cli.group()
 def keys() -> None:
-    """Manage API keys (admin keys manage fnplat; invoke keys call functions)."""
+    """Create, list and revoke API keys.
+
+    Admin keys manage fnplat (the /v1 API); invoke keys call functions and their routes.
+    """
 
 
 @keys.command(name="create")
@@ -282,9 +297,10 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
 @data_dir_option
 @click.pass_context
 def up(ctx: click.Context, port: int | None, host: str | None, data_dir: Path | None) -> None:
-    """Run the one-host platform in the foreground (SQLite + local Docker) until Ctrl-C.
+    """Run the one-host platform in the foreground until Ctrl-C.
 
-    Writes the endpoint and an admin key into the data directory for fnctl.
+    One process with SQLite and the local Docker engine. Writes the endpoint and an admin key
+    into the data directory for fnctl.
     """
     from fnplat.server import serve  # lazy: the server pulls in aiohttp, SQLAlchemy and docker
 
@@ -295,7 +311,10 @@ def up(ctx: click.Context, port: int | None, host: str | None, data_dir: Path | 
 @data_dir_option
 @click.pass_context
 def down(ctx: click.Context, data_dir: Path | None) -> None:
-    """Stop the platform started by `fnctl up` (SIGTERM to the pid in <data dir>/fnplat.pid)."""
+    """Stop the platform started by `fnctl up`.
+
+    Sends SIGTERM to the pid in <data dir>/fnplat.pid and waits for the process to exit.
+    """
     pid = stop_server(data_dir or _data_dir(ctx))
     click.echo(f"stopped fnplat (pid {pid})")
 

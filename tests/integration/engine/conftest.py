@@ -24,8 +24,9 @@ from engine_harness import (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def docker_engine_ready() -> None:
+    """Fail (never skip) when the engine or the base image is missing."""
     try:
         info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -34,6 +35,12 @@ def docker_engine_ready() -> None:
         pytest.fail(f"Docker engine not reachable (run scripts/ensure-docker.sh): {info.stderr.strip()}")
     if docker_cli("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
         pytest.fail(f"image {BASE_IMAGE} missing: run scripts/build-images.sh base")
+
+
+@pytest.fixture(autouse=True)
+def _docker_marked_tests_need_docker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("docker") is not None:
+        request.getfixturevalue("docker_engine_ready")
 
 
 @pytest.fixture(scope="session")

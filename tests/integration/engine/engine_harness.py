@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pytest
+
 from fnplat.controller.docker_engine import DockerEngine
 from fnplat.controller.engine import ContainerExit, ContainerHandle, NetworkInfo, TaskDefinition
 from fnplat.domain import frozen_map

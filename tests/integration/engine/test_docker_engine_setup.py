@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from engine_harness import RUN_ID, Harness, NetworkUnderTest, docker_cli, make_taskdef
+
 from fnplat.controller.docker_engine import DockerEngine
 from fnplat.errors import EngineError, ImageBuildError
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -42,14 +44,26 @@ def runtime_images() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def bridge_gateway() -> str:
-    """The host's address on docker0: containers reach a stub listening there."""
-    out = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],
-        check=True,
-        capture_output=True,
-        text=True,
+    """The host's address on Docker's default bridge: containers reach a stub listening there.
+
+    Docker 20.10 leaves IPAM Gateway empty for the default bridge, so fall back to the address of
+    the bridge interface itself, then to the subnet's first host (Docker's convention).
+    """
+    inspected = subprocess.run(
+        ["docker", "network", "inspect", "bridge"], check=True, capture_output=True, text=True
+    ).stdout
+    network = json.loads(inspected)[0]
+    config = network["IPAM"]["Config"][0]
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    interface = network["Options"].get("com.docker.network.bridge.name", "docker0")
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", interface], capture_output=True, text=True
     )
-    return out.stdout.strip()
+    for field in shown.stdout.split():
+        if "/" in field and field[0].isdigit():
+            return field.split("/")[0]
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 @pytest.fixture

@@ -261,7 +261,7 @@ async def test_logging_and_print_reach_stdout_formatted(stub_api: StubRuntimeApi
         "def handler(event, context):\n"
         "    print('printed', end='')\n"  # no newline: still flushed at once
         "    logger.info('hello %s', 'log')\n"
-        "    context.log('via-context')\n"
+        "    context.log('via-context\\n')\n"
         "    return 1\n"
     )
     runtime = await launch.python({"app.py": code}, "app.handler")

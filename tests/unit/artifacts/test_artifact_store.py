@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fnplat.artifacts import ArtifactStore
 from fnplat.errors import ArtifactError, NotFound
 

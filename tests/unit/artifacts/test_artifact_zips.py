@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from fnplat.artifacts import build_zip, inspect_zip
 from fnplat.domain import ARTIFACT_UNZIPPED_LIMIT, ARTIFACT_ZIPPED_LIMIT
 from fnplat.errors import ArtifactError, RequestTooLarge

@@ -35,7 +35,9 @@ class Reply:
 
 
 def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+    return Reply(
+        status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
+    )
 
 
 def error_reply(status: int, error_type: str, message: str) -> Reply:
@@ -61,7 +63,11 @@ class FakeFnplat:
                 body = self.rfile.read(length) if length else b""
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
                 recorded = Recorded(
-                    self.command, unquote(parts.path), query, {k.lower(): v for k, v in self.headers.items()}, body
+                    self.command,
+                    unquote(parts.path),
+                    query,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
                 )
                 fake.requests.append(recorded)
                 responder = fake._routes.get((self.command, recorded.path))
@@ -88,7 +94,13 @@ class FakeFnplat:
         return f"http://{host!s}:{port}"
 
     def on(self, method: str, path: str, reply: Reply | Responder) -> None:
-        self._routes[(method, path)] = reply if callable(reply) else (lambda _r, fixed=reply: fixed)
+        if isinstance(reply, Reply):
+            fixed = reply
+
+            def reply(_: Recorded) -> Reply:
+                return fixed
+
+        self._routes[(method, path)] = reply
 
     def only(self, method: str, path: str) -> Recorded:
         matching = [r for r in self.requests if r.method == method and r.path == path]

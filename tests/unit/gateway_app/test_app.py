@@ -57,7 +57,9 @@ class Harness:
     def admin(self) -> dict[str, str]:
         return {"x-api-key": self.admin_key}
 
-    async def deploy(self, files: dict[str, str | bytes], content_type: str = "application/zip") -> tuple[int, dict]:
+    async def deploy(
+        self, files: dict[str, str | bytes], content_type: str = "application/zip"
+    ) -> tuple[int, dict]:
         response = await self.client.post(
             "/v1/functions", data=make_zip(files), headers={**self.admin, "Content-Type": content_type}
         )
@@ -105,11 +107,21 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         return "sha256:fake"
 
     deployer = DeployService(
-        sessions, ArtifactStore(settings.artifacts_dir, settings.code_dir), catalog, build_image, invoker.retire
+        sessions,
+        ArtifactStore(settings.artifacts_dir, settings.code_dir),
+        catalog,
+        build_image,
+        invoker.retire,
     )
     deps = GatewayDeps(
-        settings=settings, catalog=catalog, invoker=invoker, deployer=deployer, sessions=sessions,
-        recorder=recorder, metrics=Metrics(), task_snapshot=lambda: [],
+        settings=settings,
+        catalog=catalog,
+        invoker=invoker,
+        deployer=deployer,
+        sessions=sessions,
+        recorder=recorder,
+        metrics=Metrics(),
+        task_snapshot=lambda: [],
     )
     client = TestClient(TestServer(init_app(deps)))
     await client.start_server()
@@ -170,7 +182,9 @@ async def test_deploy_rejects_non_zip_bodies(harness: Harness) -> None:
 
 async def test_route_taken_by_another_function_is_a_conflict(harness: Harness) -> None:
     await harness.deploy({"function.yaml": SPEC, "app.py": ""})
-    status, body = await harness.deploy({"function.yaml": SPEC.replace("name: hello", "name: other"), "app.py": ""})
+    status, body = await harness.deploy(
+        {"function.yaml": SPEC.replace("name: hello", "name: other"), "app.py": ""}
+    )
     assert status == 409
     assert "hello" in body["message"]
     assert harness.functions_in_store() == ["hello"]
@@ -212,7 +226,9 @@ async def test_route_errors(harness: Harness) -> None:
     assert (await harness.client.get("/hello/world")).status == 401
     assert (await harness.client.get("/hello/world", headers={"x-api-key": "fnp_x_y"})).status == 403
     assert (await harness.client.get("/nope", headers=harness.admin)).status == 404
-    harness.invoker.result = InvocationResult(payload=b'{"errorType": "ValueError"}', function_error="Unhandled")
+    harness.invoker.result = InvocationResult(
+        payload=b'{"errorType": "ValueError"}', function_error="Unhandled"
+    )
     response = await harness.client.get("/hello/world", headers=harness.admin)
     assert response.status == 502
     harness.invoker.result = InvocationResult(payload=b'{"statusCode": "nope"}')
@@ -240,7 +256,9 @@ async def test_invoke_api(harness: Harness) -> None:
     assert harness.invoker.requests[-1].payload == b'{"a": 1}'
     assert harness.invoker.requests[-1].invoked_function_arn.endswith(":function:hello")
 
-    harness.invoker.result = InvocationResult(payload=b'{"errorType": "ValueError"}', function_error="Unhandled")
+    harness.invoker.result = InvocationResult(
+        payload=b'{"errorType": "ValueError"}', function_error="Unhandled"
+    )
     response = await harness.client.post(url, data=b"{}", headers=harness.admin)
     assert response.status == 200
     assert response.headers["X-Amz-Function-Error"] == "Unhandled"
@@ -253,7 +271,9 @@ async def test_invoke_api(harness: Harness) -> None:
         url, data=b"{}", headers={**harness.admin, "X-Amz-Invocation-Type": "Event"}
     )
     assert response.status == 400
-    response = await harness.client.post("/2015-03-31/functions/nope/invocations", data=b"{}", headers=harness.admin)
+    response = await harness.client.post(
+        "/2015-03-31/functions/nope/invocations", data=b"{}", headers=harness.admin
+    )
     assert response.status == 404
     assert (await response.json())["Type"] == "User"
     response = await harness.client.post(url, data=b"x" * (6 * 1024 * 1024 + 1), headers=harness.admin)
@@ -266,7 +286,9 @@ async def test_invoke_api(harness: Harness) -> None:
 
 
 async def test_keys_are_shown_once_scoped_and_revocable(harness: Harness) -> None:
-    response = await harness.client.post("/v1/keys", json={"name": "ci", "scope": "invoke"}, headers=harness.admin)
+    response = await harness.client.post(
+        "/v1/keys", json={"name": "ci", "scope": "invoke"}, headers=harness.admin
+    )
     assert response.status == 201
     created = await response.json()
     key = created["key"]

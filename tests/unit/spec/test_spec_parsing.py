@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from fnplat.domain import RouteSpec
 from fnplat.errors import SpecError
 from fnplat.spec import ENV_TOTAL_LIMIT, load_spec, parse_route, parse_spec
