@@ -636,6 +636,10 @@ class DockerEngine:
                 read(follow=False)
         except docker.errors.NotFound:
             pass  # removed (killed): nothing more to read
+        except docker.errors.APIError as exc:
+            # 409: the container is dead or being removed (killed): nothing more to read.
+            if exc.status_code != 409 and not self._closing.is_set():
+                log.exception("following the output of %s failed", container_id[:12])
         except Exception:
             if not self._closing.is_set():
                 log.exception("following the output of %s failed", container_id[:12])

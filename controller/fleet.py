@@ -74,7 +74,8 @@ class Fleet:
         self._pools: dict[str, VersionPool] = {}  # by version key
         self._pools_by_function: dict[str, list[VersionPool]] = {}
         self._pool_of: dict[Task, VersionPool] = {}
-        self._function_tasks: dict[str, int] = {}
+        self._function_tasks: dict[str, int] = {}  # live (not stopping) tasks per function
+        self._slot_released: set[Task] = set()  # stopping tasks whose slot is already free
         self._taskdefs: dict[str, TaskDefinition] = {}
         self._init_timers: dict[Task, asyncio.TimerHandle] = {}
         self._early_exits: OrderedDict[str, ContainerExit] = OrderedDict()
@@ -168,6 +169,12 @@ class Fleet:
             return
         pool = self._pool_of[task]
         pool.move(task, TaskState.STOPPING)
+        # A stopping task serves nobody: its concurrency slot is free now, while its memory and
+        # address stay taken until the container is gone.
+        self._release_slot(task)
+        if self._waiters_total and not self._closing:
+            # Not re-entrant from here (stop() runs inside pool operations): pump on the next tick.
+            asyncio.get_running_loop().call_soon(lambda: None if self._closing else self._pump(None))
         if self.by_ip.get(task.ip) is task:
             del self.by_ip[task.ip]  # from now on the Runtime API does not know it
         timer = self._init_timers.pop(task, None)
@@ -341,12 +348,18 @@ class Fleet:
             del self.by_container[task.handle.container_id]
         if self._addresses is not None:
             self._addresses.release(task.ip)
-        fn = task.function_name
-        self._function_tasks[fn] -= 1
+        self._release_slot(task)
+        self._slot_released.discard(task)
         self.memory_in_use_mb -= task.version.memory
         self._drop_if_empty(pool)
         if self._waiters_total and not self._closing:
             self._pump(exclude=None)
+
+    def _release_slot(self, task: Task) -> None:
+        if task in self._slot_released:
+            return
+        self._slot_released.add(task)
+        self._function_tasks[task.function_name] -= 1
 
     def _pump(self, exclude: VersionPool | None) -> None:
         """Start tasks for pools with queued invocations that nothing is starting for yet."""

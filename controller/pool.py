@@ -129,7 +129,9 @@ class VersionPool:
             except BaseException:
                 self._discard(waiter)
                 raise
-        return await self._wait(waiter)
+        # The bounded wait applies to waiting for capacity. A caller whose own cold start is under
+        # way waits for it: the fleet's init timeout bounds that, and a failure reaches it.
+        return await self._wait(waiter, bounded=action is not Action.COLD_START)
 
     def release(self, task: Task) -> None:
         """Give a leased task back: to the first waiter, else to the idle list. A task that was
@@ -268,8 +270,12 @@ class VersionPool:
                 )
             )
 
-    async def _wait(self, waiter: Waiter) -> Task:
-        timer = asyncio.get_running_loop().call_later(self._queue_timeout_s, self._expire, waiter)
+    async def _wait(self, waiter: Waiter, *, bounded: bool) -> Task:
+        timer = (
+            asyncio.get_running_loop().call_later(self._queue_timeout_s, self._expire, waiter)
+            if bounded
+            else None
+        )
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -279,7 +285,8 @@ class VersionPool:
             self._discard(waiter)
             raise
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
 
 class Lease:

@@ -24,7 +24,6 @@ RUNTIME_IMAGES: dict[str, str] = {
     "nodejs18.x": "fnplat/runtime-nodejs18.x:latest",
     "provided": "fnplat/runtime-provided:latest",
 }
-PROVIDED_COMMAND = ("/var/task/bootstrap",)
 TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
 
@@ -52,7 +51,9 @@ def compile_task_definition(
         image = RUNTIME_IMAGES.get(version.runtime, "")
         if not image:
             raise InvalidParameter(f"unsupported runtime {version.runtime!r}")
-        command = PROVIDED_COMMAND if version.runtime == "provided" else None
+        # The images' own entrypoints find the bootstrap (provided: /var/task/bootstrap, then
+        # /opt/bootstrap, else Runtime.InvalidEntrypoint as the first invocation's error).
+        command = None
         mount = code_dir
     return TaskDefinition(
         family=version.function_name,

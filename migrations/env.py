@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 
 from alembic import context
+from sqlalchemy.engine import Connection
+
 from fnplat.store.db import make_engine, normalize_url
 from fnplat.store.models import Base
-from sqlalchemy.engine import Connection
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from fnplat.catalog import Catalog
 from fnplat.config import Settings
 from fnplat.controller.docker_engine import DockerEngine
 from fnplat.controller.service import Controller
+from fnplat.controller.task import TaskInfo
 from fnplat.deployments import DeployService
 from fnplat.domain import FunctionVersion
 from fnplat.gateway.app import init_app
@@ -160,6 +160,17 @@ def _load_catalog(catalog: Catalog, sessions: sessionmaker[Session]) -> None:
         catalog.load(versions, repository.list_routes(session), repository.list_api_keys(session))
 
 
-def _task_json(task: object) -> Mapping[str, object]:
-    info = asdict(task) if hasattr(task, "__dataclass_fields__") else dict(vars(task))  # type: ignore[call-overload]
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in info.items()}
+def _task_json(task: TaskInfo) -> Mapping[str, object]:
+    return {
+        "task_id": task.task_id,
+        "function": task.function_name,
+        "version": task.version,
+        "state": task.state,
+        "container_id": task.container_id,
+        "ip": task.ip,
+        "started_at": task.created_at.isoformat(),
+        "last_used_at": task.last_used_at.isoformat() if task.last_used_at else None,
+        "invocations": task.invocations,
+        "init_duration_ms": task.init_duration_ms,
+        "current_request_id": task.current_request_id,
+    }

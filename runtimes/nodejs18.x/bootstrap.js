@@ -113,7 +113,7 @@ class RuntimeApiClient {
     this.port = parseInt(address.slice(colon + 1), 10);
     // Idle keep-alive sockets are unref'd by the agent, so they never keep the event loop alive
     // (callbackWaitsForEmptyEventLoop depends on the loop draining).
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
   }
 
   request(method, resource, body, headers, retried) {

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from .conftest import Platform
+from e2e_platform import Platform
 
 pytestmark = pytest.mark.docker
 
@@ -56,16 +55,30 @@ def ric_function(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "function.yaml").write_text(SPEC)
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-            "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-            "--dest", str(directory / "wheels"), "awslambdaric==4.2.2",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--dest",
+            str(directory / "wheels"),
+            "awslambdaric==4.2.2",
         ],
         check=True,
     )
     return directory
 
 
-def test_awslambdaric_image_gets_results_and_errors_through_fnplat(platform: Platform, ric_function: Path) -> None:
+def test_awslambdaric_image_gets_results_and_errors_through_fnplat(
+    platform: Platform, ric_function: Path
+) -> None:
     platform.fnctl("deploy", str(ric_function))
 
     ok = platform.invoke("ric", {"hello": "aws"})

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from e2e_platform import Platform
 
 from fnplat.spec import load_spec
-
-from .conftest import Platform
 
 pytestmark = pytest.mark.docker
 

@@ -70,12 +70,12 @@ def tasks_table(tasks: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         (
             t.get("task_id"),
-            t.get("function", t.get("function_name")),  # the contract's name, or the server's
+            t.get("function"),
             t.get("version"),
             t.get("state"),
             _short_id(t.get("container_id")),
             t.get("ip"),
-            t.get("started_at", t.get("created_at")),
+            t.get("started_at"),
             t.get("invocations"),
         )
         for t in tasks

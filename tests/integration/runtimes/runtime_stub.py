@@ -60,6 +60,7 @@ class StubRuntimeApi:
     next_calls: int = 0
     next_waiting: asyncio.Condition = field(default_factory=asyncio.Condition)
     post_status: int = 202  # what POSTs are answered with
+    close_after_post: bool = False  # answer POSTs with Connection: close (runtime must reconnect)
     address: str = ""
     _parked: set[asyncio.Task[object]] = field(default_factory=set)
     _runner: web.AppRunner | None = None
@@ -151,7 +152,10 @@ class StubRuntimeApi:
         if self.post_status >= 300:
             refusal = {"errorMessage": "refused", "errorType": "InvalidStateTransition"}
             return web.json_response(refusal, status=self.post_status)
-        return web.json_response({"status": "OK"}, status=202)
+        accepted = web.json_response({"status": "OK"}, status=202)
+        if self.close_after_post:
+            accepted.force_close()
+        return accepted
 
     async def _response(self, request: web.Request) -> web.Response:
         return await self._record(request, "response")

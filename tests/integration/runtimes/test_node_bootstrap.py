@@ -331,6 +331,17 @@ async def test_uncaught_exception_fails_invocation_and_exits(
     assert code_ == 129
 
 
+async def test_reconnects_when_the_api_closes_the_connection(
+    stub_api: StubRuntimeApi, launch: Launcher
+) -> None:
+    stub_api.close_after_post = True
+    await launch.node(ECHO, "index.handler")
+
+    results = [await stub_api.call(n) for n in range(3)]
+
+    assert [r.kind for r in results] == ["response"] * 3
+
+
 async def test_refused_post_is_fatal(stub_api: StubRuntimeApi, launch: Launcher) -> None:
     stub_api.post_status = 403
     runtime = await launch.node(ECHO, "index.handler")

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from fnplat.store.db import make_engine, make_sessionmaker, upgrade_to_head
-from fnplat.store.models import Base
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
+
+from fnplat.store.db import make_engine, make_sessionmaker, upgrade_to_head
+from fnplat.store.models import Base
 
 REPO = Path(__file__).resolve().parents[3]
 POSTGRES_IMAGE = "fnplat/postgres:15"

@@ -6,15 +6,16 @@ import threading
 from datetime import UTC
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from store_samples import sha, spec
+
 from fnplat.domain import RouteSpec
 from fnplat.errors import InvalidParameter
 from fnplat.store import repository as repo
 from fnplat.store.db import transaction
 from fnplat.store.models import FunctionVersionRow, RouteRow
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-from store_samples import sha, spec
 
 
 def test_versions_are_numbered_per_function_and_latest_moves(sessions: sessionmaker[Session]) -> None:

@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from store_samples import T0, api_key, sha
+
 from fnplat.errors import Conflict, InvalidParameter
 from fnplat.store import repository as repo
 from fnplat.store.db import transaction
-from sqlalchemy.orm import Session, sessionmaker
-from store_samples import T0, api_key, sha
 
 
 def test_keys_round_trip_and_revoke(sessions: sessionmaker[Session]) -> None:

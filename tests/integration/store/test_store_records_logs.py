@@ -6,12 +6,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from store_samples import T0
+
 from fnplat.domain import InvocationRecord, LogEvent
 from fnplat.errors import InvalidParameter
 from fnplat.store import repository as repo
 from fnplat.store.db import transaction
-from sqlalchemy.orm import Session, sessionmaker
-from store_samples import T0
 
 
 def record(request_id: str, seconds: int, error_type: str | None = None) -> InvocationRecord:

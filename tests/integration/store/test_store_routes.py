@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from store_samples import sha, spec
+
 from fnplat.domain import LATEST, Route, RouteSpec
 from fnplat.errors import Conflict, InvalidParameter, NotFound
 from fnplat.store import repository as repo
 from fnplat.store.db import transaction
 from fnplat.store.models import RouteRow
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-from store_samples import sha, spec
 
 
 @pytest.fixture

@@ -64,6 +64,15 @@ async def test_cold_start_measures_init_until_the_first_next(harness: Harness) -
     assert harness.records[0].init_duration_ms == result.init_duration_ms
 
 
+async def test_a_cold_start_slower_than_the_queue_timeout_is_not_throttled(harness: Harness) -> None:
+    # The bounded wait is for capacity; a caller waiting for its own cold start is not throttled.
+    harness.engine.register("slow", FakeFunction(init_delay_s=0.2))
+    controller = await harness.start(queue_timeout_s=0.01)
+    results = await asyncio.gather(*(invoke(controller, make_version("slow")) for _ in range(3)))
+    assert all(r.function_error is None for r in results)
+    assert harness.metric("fnplat_throttles_total", function="slow") == 0
+
+
 async def test_one_invocation_per_task_concurrent_calls_get_their_own_tasks(harness: Harness) -> None:
     gate, entered = asyncio.Event(), list[str]()
     harness.engine.register("fn", gated(gate, entered))

@@ -39,7 +39,7 @@ def version(runtime: str, **changes: object) -> FunctionVersion:
     [
         ("python3.11", "fnplat/runtime-python3.11:latest", None, "AWS_Lambda_python3.11"),
         ("nodejs18.x", "fnplat/runtime-nodejs18.x:latest", None, "AWS_Lambda_nodejs18.x"),
-        ("provided", "fnplat/runtime-provided:latest", ("/var/task/bootstrap",), None),
+        ("provided", "fnplat/runtime-provided:latest", None, None),
     ],
 )
 def test_zip_runtimes(

@@ -7,6 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fnplat.gateway.proxy_event import (
     MalformedProxyResponse,
     build_http_api_v2_event,
@@ -14,8 +17,6 @@ from fnplat.gateway.proxy_event import (
     is_text_content_type,
     map_http_api_v2_response,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 NOW_MS = 1584039838123  # 2020-03-12T19:03:58.123Z
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from fnplat import errors
 from fnplat.gateway import responses
 from fnplat.gateway.responses import HttpResponse, aws_error, gateway_message

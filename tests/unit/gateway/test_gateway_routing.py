@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fnplat.domain import Route
 from fnplat.gateway.routing import (
     DuplicateRoute,
@@ -12,8 +15,6 @@ from fnplat.gateway.routing import (
     parse_route_path,
     route_conflict_key,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def route(method: str, path: str, function: str | None = None) -> Route:

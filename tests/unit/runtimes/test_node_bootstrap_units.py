@@ -12,14 +12,13 @@ import pytest
 BOOTSTRAP = Path(__file__).resolve().parents[3] / "runtimes" / "nodejs18.x" / "bootstrap.js"
 
 
-def node_eval(expression: str, cwd: Path | None = None) -> object:
+def node_eval(expression: str) -> object:
     """Evaluate an expression with the bootstrap module bound to `b`; return its JSON value."""
-    script = f"const b = require({json.dumps(str(BOOTSTRAP))});\nprocess.stdout.write(JSON.stringify({expression}));"
+    module = json.dumps(str(BOOTSTRAP))
+    script = f"const b = require({module});\nprocess.stdout.write(JSON.stringify({expression}));"
     node = shutil.which("node")
     assert node is not None, "node is needed for the Node.js runtime tests"
-    out = subprocess.run(
-        [node, "-e", script], capture_output=True, text=True, check=True, cwd=cwd, timeout=30
-    )
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True, timeout=30)
     return json.loads(out.stdout)
 
 

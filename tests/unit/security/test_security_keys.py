@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
+from multidict import CIMultiDict
+
 from fnplat.domain import ApiKey
 from fnplat.errors import Forbidden, Unauthorized
 from fnplat.security import (
@@ -21,7 +23,6 @@ from fnplat.security import (
     parse_presented_key,
     verify_secret,
 )
-from multidict import CIMultiDict
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from fnplat.store.columns import UtcDateTime
 from sqlalchemy.dialects import sqlite
+
+from fnplat.store.columns import UtcDateTime
 
 DIALECT = sqlite.dialect()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, text
+
 from fnplat.errors import InvalidParameter
 from fnplat.store.db import make_engine, make_sessionmaker, normalize_url, transaction, upgrade_to_head
 from fnplat.store.models import ArtifactRow
-from sqlalchemy import Engine, text
 
 
 @pytest.mark.parametrize(

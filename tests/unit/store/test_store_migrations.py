@@ -7,8 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.script import ScriptDirectory
-from fnplat.store.db import alembic_config, heads, make_engine, upgrade_to_head
 from sqlalchemy import inspect
+
+from fnplat.store.db import alembic_config, heads, make_engine, upgrade_to_head
 
 VERSIONS = Path(alembic_config().get_main_option("script_location") or "") / "versions"
 

@@ -1,0 +1,132 @@
+"""A real one-host platform (`fnctl up` in a temporary data dir) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+FNCTL = str(Path(sys.executable).parent / "fnctl")
+E2E_SUBNET = "172.31.240.0/22"  # our own task bridge; distinct from the default and other tests' subnets
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Platform:
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_key(self) -> str:
+        return (self.data_dir / "admin-key").read_text().strip()
+
+    def start(self) -> None:
+        self.output = []
+        self.process = subprocess.Popen(
+            [FNCTL, "up", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line)
+                if "fnplat is up at" in line:
+                    ready.set()
+            ready.set()  # the process ended: let start() report it
+
+        threading.Thread(target=pump, daemon=True).start()
+        ready.wait(timeout=120)
+        if self.process.poll() is not None or not any("fnplat is up at" in line for line in self.output):
+            raise AssertionError("fnctl up did not start:\n" + "".join(self.output))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)
+
+    def fnctl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [FNCTL, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=600,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"fnctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self.admin_key}
+
+    def invoke(self, name: str, payload: object, **kwargs: object) -> requests.Response:
+        return requests.post(
+            f"{self.url}/2015-03-31/functions/{name}/invocations",
+            json=payload,
+            headers=self.headers(),
+            timeout=60,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def _remove_test_resources(instance_network: str) -> None:
+    subprocess.run(["docker", "network", "rm", instance_network], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def platform(docker_images: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("fnplat-data")
+    network = f"fnplat-e2e-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "FNPLAT_DATA_DIR": str(data_dir),
+        "FNPLAT_TASK_NETWORK": network,
+        "FNPLAT_TASK_SUBNET": E2E_SUBNET,
+        "FNPLAT_RUNTIME_API_PORT": "0",
+        "FNPLAT_CONCURRENCY": "4",
+        "FNPLAT_QUEUE_TIMEOUT": "0.5",
+        "FNCTL_ENDPOINT": "",
+        "FNCTL_API_KEY": "",
+    }
+    env.pop("FNCTL_ENDPOINT")
+    env.pop("FNCTL_API_KEY")
+    plat = Platform(data_dir=data_dir, port=free_port(), env=env)
+    plat.start()
+    try:
+        yield plat
+    finally:
+        plat.stop()
+        _remove_test_resources(network)
