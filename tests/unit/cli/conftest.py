@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fake_fnplat import FakeFnplat, running
-
-API_KEY = "fnp_admin01_secretsecret"
+from fake_fnplat import API_KEY, FakeFnplat, running
 
 
 @pytest.fixture

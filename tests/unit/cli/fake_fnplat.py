@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+API_KEY = "fnp_admin01_secretsecret"
+
 
 @dataclass
 class Recorded:

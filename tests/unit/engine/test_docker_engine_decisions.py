@@ -56,7 +56,7 @@ def test_host_config_is_the_locked_down_sandbox(tmp_path: Path) -> None:
     assert args["read_only"] is True and args["init"] is True and args["auto_remove"] is False
     assert args["cap_drop"] == ["ALL"] and args["security_opt"] == ["no-new-privileges"]
     assert args["mem_limit"] == args["memswap_limit"] == "256m"
-    assert args["tmpfs"] == {"/tmp": "size=64m,mode=1777"}
+    assert args["tmpfs"] == {"/tmp": "rw,exec,size=64m,mode=1777"}
     assert args["pids_limit"] == 99 and args["cpu_shares"] == 512
     assert args["binds"] == {str(tmp_path): {"bind": "/var/task", "mode": "ro"}}
     assert "port_bindings" not in args and "privileged" not in args
