@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -26,3 +28,27 @@ def docker_images() -> None:
     )
     if result.returncode != 0:
         pytest.fail(f"scripts/build-images.sh failed:\n{result.stdout}\n{result.stderr}")
+
+
+POSTGRES_IMAGE = "fnplat/postgres:15"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """An empty Postgres (the locally built image) on 127.0.0.1, for the session; removed afterwards."""
+    build = subprocess.run(
+        [str(REPO / "scripts" / "build-images.sh"), "postgres"], capture_output=True, text=True, check=False
+    )
+    if build.returncode != 0:
+        pytest.fail(f"building {POSTGRES_IMAGE} failed (is Docker running?):\n{build.stdout}\n{build.stderr}")
+
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.core.config import testcontainers_config
+
+    testcontainers_config.ryuk_disabled = True
+    container = PostgresContainer(
+        POSTGRES_IMAGE, username="fnplat", password="fnplat", dbname="fnplat", driver="psycopg"
+    ).with_kwargs(labels={"fnplat.test": "postgres"})
+    cast(dict[str, Any], container.ports)["5432"] = ("127.0.0.1", None)
+    with container:
+        yield container.get_connection_url(host="127.0.0.1")

@@ -76,6 +76,7 @@ class Settings:
             default_concurrency=int(env.get("FNPLAT_CONCURRENCY", d.default_concurrency)),
             keep_alive_s=float(env.get("FNPLAT_KEEP_ALIVE", d.keep_alive_s)),
             queue_timeout_s=float(env.get("FNPLAT_QUEUE_TIMEOUT", d.queue_timeout_s)),
+            task_memory_capacity_mb=int(env.get("FNPLAT_TASK_MEMORY_CAPACITY", d.task_memory_capacity_mb)),
             # Tasks are labelled with an id derived from the data dir, so a restart finds its own
             # orphans and two platforms with different data dirs never touch each other's tasks.
             instance_id=hashlib.sha256(str(data_dir).encode()).hexdigest()[:12],

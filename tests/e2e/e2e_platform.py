@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -106,23 +107,22 @@ def _remove_test_resources(instance_network: str) -> None:
     subprocess.run(["docker", "network", "rm", instance_network], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="session")
-def platform(docker_images: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    data_dir = tmp_path_factory.mktemp("fnplat-data")
+@contextlib.contextmanager
+def running_platform(data_dir: Path, subnet: str, **extra_env: str) -> Iterator[Platform]:
+    """`fnctl up` on its own data dir, task network and subnet; stopped and cleaned up afterwards."""
     network = f"fnplat-e2e-{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ,
-        "FNPLAT_DATA_DIR": str(data_dir),
-        "FNPLAT_TASK_NETWORK": network,
-        "FNPLAT_TASK_SUBNET": E2E_SUBNET,
-        "FNPLAT_RUNTIME_API_PORT": "0",
-        "FNPLAT_CONCURRENCY": "4",
-        "FNPLAT_QUEUE_TIMEOUT": "0.5",
-        "FNCTL_ENDPOINT": "",
-        "FNCTL_API_KEY": "",
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FNCTL_ENDPOINT", "FNCTL_API_KEY", "FNPLAT_DATABASE_URL")
     }
-    env.pop("FNCTL_ENDPOINT")
-    env.pop("FNCTL_API_KEY")
+    env.update(
+        FNPLAT_DATA_DIR=str(data_dir),
+        FNPLAT_TASK_NETWORK=network,
+        FNPLAT_TASK_SUBNET=subnet,
+        FNPLAT_RUNTIME_API_PORT="0",
+        **extra_env,
+    )
     plat = Platform(data_dir=data_dir, port=free_port(), env=env)
     plat.start()
     try:
@@ -130,3 +130,11 @@ def platform(docker_images: None, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         plat.stop()
         _remove_test_resources(network)
+
+
+@pytest.fixture(scope="session")
+def platform(docker_images: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with running_platform(
+        tmp_path_factory.mktemp("fnplat-data"), E2E_SUBNET, FNPLAT_CONCURRENCY="4", FNPLAT_QUEUE_TIMEOUT="0.5"
+    ) as plat:
+        yield plat

@@ -6,11 +6,7 @@ Postgres cases are marked `postgres` and `docker`; they fail, not skip, when Doc
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, delete
@@ -18,35 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fnplat.store.db import make_engine, make_sessionmaker, upgrade_to_head
 from fnplat.store.models import Base
-
-REPO = Path(__file__).resolve().parents[3]
-POSTGRES_IMAGE = "fnplat/postgres:15"
-TEST_LABEL = {"fnplat.test": "store"}
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    # The reaper image cannot be pulled here; this fixture removes its own container instead.
-    os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
-    build = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "postgres"], capture_output=True, text=True, check=False
-    )
-    if build.returncode != 0:
-        pytest.fail(f"building {POSTGRES_IMAGE} failed (is Docker running?):\n{build.stdout}\n{build.stderr}")
-
-    from testcontainers.community.postgres import PostgresContainer
-    from testcontainers.core.config import testcontainers_config
-
-    testcontainers_config.ryuk_disabled = True
-    container = PostgresContainer(
-        POSTGRES_IMAGE, username="fnplat", password="fnplat", dbname="fnplat", driver="psycopg"
-    ).with_kwargs(labels=TEST_LABEL)
-    # Publish on loopback only (testcontainers would bind every interface).
-    cast(dict[str, Any], container.ports)["5432"] = ("127.0.0.1", None)
-    # Entering waits until psql can log in over TCP inside the container, and removes the
-    # container if that never happens; leaving always removes it.
-    with container:
-        yield container.get_connection_url(host="127.0.0.1")
 
 
 @pytest.fixture(

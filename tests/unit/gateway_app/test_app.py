@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from aiohttp.test_utils import TestClient, TestServer
 
 from fnplat.artifacts import ArtifactStore
@@ -332,3 +333,24 @@ async def test_health_needs_no_key_and_metrics_needs_one(harness: Harness) -> No
     response = await harness.client.get("/metrics", headers=harness.admin)
     assert response.status == 200
     assert "fnplat_http_requests_total" in await response.text()
+
+
+async def test_warm_invocations_make_no_database_round_trip(harness: Harness) -> None:
+    await harness.deploy({"function.yaml": SPEC, "app.py": ""})
+    statements: list[str] = []
+    engine = harness.deps.sessions.kw["bind"]
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(5):
+            assert (await harness.client.get("/hello/world", headers=harness.admin)).status == 200
+            response = await harness.client.post(
+                "/2015-03-31/functions/hello/invocations", data=b"{}", headers=harness.admin
+            )
+            assert response.status == 200
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+    assert statements == []
