@@ -3,26 +3,21 @@
 Blocking SDK calls run on a dedicated thread pool, so a burst of cold starts does not queue
 behind the event loop's small default executor. Every failure leaves this module as
 `EngineError` (or `ImageBuildError` for a failed build), mapped in one place: `_engine_error`.
-Two long-lived kinds of threads stream from the engine: one consumes the events stream (exits
-and OOM kills of our containers), one per followed container streams its log lines.
+What to ask Docker for is decided in docker_decisions.py (pure); the long-lived event and log
+streams are consumed by docker_watchers.py, on threads, through calls this module passes in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import inspect
 import ipaddress
 import logging
 import math
 import os
-import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
@@ -30,15 +25,32 @@ from typing import Any, Protocol, TypeVar, cast
 import docker
 import docker.errors
 import requests
-from docker.types import IPAMConfig, IPAMPool, LogConfig
+from docker.types import IPAMConfig, IPAMPool
 
+from fnplat.controller.docker_decisions import (
+    BUILD_LOG_TAIL,
+    BUILD_TIMEOUT_S,
+    CGROUP_ROOT,
+    ICC_OPTION,
+    build_failure,
+    cgroup_peak_files,
+    check_existing_network,
+    container_environment,
+    container_labels,
+    exit_event_filters,
+    find_overlap,
+    gateway_of,
+    host_config_args,
+    image_hint,
+    managed_filters,
+)
+from fnplat.controller.docker_watchers import ExitWatcher, LoopHandoff, OpenStreams, OutputFollower
 from fnplat.controller.engine import (
-    LABEL_INSTANCE,
     LABEL_MANAGED,
-    ContainerExit,
     ContainerHandle,
     ExitCallback,
     NetworkInfo,
+    OutputCallback,
     TaskDefinition,
 )
 from fnplat.errors import EngineError, ImageBuildError
@@ -46,33 +58,14 @@ from fnplat.errors import EngineError, ImageBuildError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-LineCallback = Callable[[str, str, float], None]  # (container_id, line, unix timestamp)
-
-ICC_OPTION = "com.docker.network.bridge.enable_icc"
-LOG_MAX_SIZE = "1m"  # the controller reads lines as they come; the file is only a buffer
-BUILD_TIMEOUT_S = 1800  # seconds without build output before we give up (apt steps are slow)
-BUILD_LOG_TAIL = 20
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-_FULL_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ClientFactory(Protocol):
     def __call__(self, *, max_pool_size: int) -> docker.DockerClient: ...
 
 
-# --------------------------------------------------------------------------------------------
-# Pure decisions: what to ask Docker for, and what its answers mean. No I/O below this line
-# until DockerEngine.
-
-
 def docker_host() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-
-
-def _image_hint(image: str) -> str:
-    if image.startswith("fnplat/"):
-        return "run scripts/build-images.sh"
-    return "build or load it on this host first (no registry is used)"
 
 
 def _engine_error(exc: BaseException, action: str, image: str | None = None) -> EngineError:
@@ -80,7 +73,7 @@ def _engine_error(exc: BaseException, action: str, image: str | None = None) -> 
     if isinstance(exc, EngineError):
         return exc
     if isinstance(exc, docker.errors.ImageNotFound) and image is not None:
-        return EngineError(f"image {image} not found: {_image_hint(image)}")
+        return EngineError(f"image {image} not found: {image_hint(image)}")
     if isinstance(exc, requests.exceptions.Timeout):
         return EngineError(f"Docker engine at {docker_host()} did not answer in time to {action}")
     if isinstance(exc, requests.exceptions.ConnectionError) or (
@@ -95,182 +88,11 @@ def _engine_error(exc: BaseException, action: str, image: str | None = None) -> 
     return EngineError(f"unexpected failure trying to {action}: {type(exc).__name__}: {exc}")
 
 
-def gateway_of(subnet: str) -> str:
-    return str(next(ipaddress.ip_network(subnet).hosts()))
-
-
-def check_existing_network(name: str, subnet: str, attrs: Mapping[str, Any]) -> NetworkInfo:
-    """Accept an existing network only if it is ours and has the subnet we asked for."""
-    labels = attrs.get("Labels") or {}
-    if labels.get(LABEL_MANAGED) != "true":
-        raise EngineError(f"network {name} exists but was not created by fnplat (no {LABEL_MANAGED} label)")
-    configs = (attrs.get("IPAM") or {}).get("Config") or []
-    if not configs or not configs[0].get("Subnet"):
-        raise EngineError(f"network {name} exists but has no IPv4 subnet")
-    have = ipaddress.ip_network(configs[0]["Subnet"])
-    if have != ipaddress.ip_network(subnet):
-        raise EngineError(
-            f"network {name} exists with subnet {have}, not {subnet}: remove it or change the setting"
-        )
-    return NetworkInfo(
-        name=name, subnet=str(have), gateway_ip=configs[0].get("Gateway") or gateway_of(subnet)
-    )
-
-
-def find_overlap(subnet: str, networks: list[Mapping[str, Any]]) -> str | None:
-    """Name and subnet of the first existing network whose subnet overlaps ours, if any."""
-    wanted = ipaddress.ip_network(subnet)
-    for net in networks:
-        for config in (net.get("IPAM") or {}).get("Config") or []:
-            other = config.get("Subnet")
-            if not other:
-                continue
-            try:
-                other_net = ipaddress.ip_network(other)
-            except ValueError:
-                continue
-            if other_net.version == wanted.version and other_net.overlaps(wanted):
-                return f"{net.get('Name')} ({other_net})"
-    return None
-
-
-def container_labels(taskdef: TaskDefinition, instance_id: str) -> dict[str, str]:
-    return {**taskdef.labels, LABEL_MANAGED: "true", LABEL_INSTANCE: instance_id}
-
-
-def container_environment(taskdef: TaskDefinition, environment: Mapping[str, str]) -> list[str]:
-    merged = {**taskdef.environment, **environment}
-    return [f"{key}={value}" for key, value in merged.items()]
-
-
-def host_config_args(taskdef: TaskDefinition, network: str) -> dict[str, Any]:
-    """The sandbox: everything `create_host_config` gets for a task (see product.md, sandboxes)."""
-    args: dict[str, Any] = {
-        "network_mode": network,  # the task network only, never the default bridge
-        "read_only": True,
-        # exec: Lambda lets functions run programs they unpack into /tmp.
-        "tmpfs": {"/tmp": f"rw,exec,size={taskdef.tmp_size_mb}m,mode=1777"},
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "pids_limit": taskdef.pids_limit,
-        "mem_limit": f"{taskdef.memory_mb}m",
-        "memswap_limit": f"{taskdef.memory_mb}m",  # equal to mem_limit: no swap
-        "init": True,  # reap zombies the function leaves behind
-        "auto_remove": False,  # we need the exit state (exit code, OOMKilled) after it dies
-        "log_config": LogConfig(type="json-file", config={"max-size": LOG_MAX_SIZE, "max-file": "1"}),
-    }
-    if taskdef.cpu_shares is not None:
-        args["cpu_shares"] = taskdef.cpu_shares
-    if taskdef.code_dir is not None:
-        args["binds"] = {str(taskdef.code_dir): {"bind": "/var/task", "mode": "ro"}}
-    return args
-
-
-def build_failure(tag: str, error: str, tail: collections.deque[str]) -> str:
-    message = f"image build of {tag} failed: {error.strip()}"
-    if tail:
-        message += "\n--- last lines of the build log ---\n" + "\n".join(tail)
-    return message
-
-
-def parse_exit_event(event: Mapping[str, Any]) -> tuple[str, str, int]:
-    """(action, container id, exit code) of a container event; exit code -1 when absent."""
-    actor = event.get("Actor") or {}
-    attributes = actor.get("Attributes") or {}
-    action = str(event.get("Action") or event.get("status") or "")
-    container_id = str(actor.get("ID") or event.get("id") or "")
-    try:
-        code = int(attributes.get("exitCode", -1))
-    except (TypeError, ValueError):
-        code = -1
-    return action, container_id, code
-
-
-def parse_timestamp_ns(text: str) -> int | None:
-    """Docker's RFC 3339 timestamps (`2024-05-01T10:20:30.123456789Z`) as integer nanoseconds."""
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z", text)
-    if match is None:
-        return None
-    whole = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return int(whole.timestamp()) * 10**9 + int((match.group(2) or "0").ljust(9, "0"))
-
-
-class LogLines:
-    """Turns timestamped log frames into complete lines, and remembers how far it has read.
-
-    Docker splits lines longer than 16 KiB into partial frames without a newline that share
-    one timestamp: frames are joined while their timestamp stays the same, and a frame without
-    a newline followed by a different timestamp is a line of its own (output that did not end
-    in a newline). The read position lets a second read skip what the first delivered.
-    """
-
-    def __init__(self) -> None:
-        self._pending = ""
-        self._pending_ns = 0
-        self._last_ns = 0  # newest frame timestamp seen
-        self._seen_at_last = 0  # frames seen with exactly that timestamp
-        self._replay_skip = 0
-
-    def since(self) -> int | None:
-        """Whole second to re-read from (Docker's `since` is inclusive), or None for everything."""
-        return self._last_ns // 10**9 if self._last_ns else None
-
-    def begin_replay(self) -> None:
-        """A second read starts: frames up to and including the read position are skipped."""
-        self._replay_skip = self._seen_at_last
-
-    def feed(self, frame: bytes, replay: bool = False) -> list[tuple[str, float]]:
-        text = frame.decode("utf-8", errors="replace")
-        stamp, sep, message = text.partition(" ")
-        ts_ns = parse_timestamp_ns(stamp) if sep else None
-        if ts_ns is None:  # not timestamped: take the frame as it is
-            ts_ns, message = time.time_ns(), text
-        if replay and not self._is_new(ts_ns):
-            return []
-        if ts_ns > self._last_ns:
-            self._last_ns, self._seen_at_last = ts_ns, 1
-        elif ts_ns == self._last_ns:
-            self._seen_at_last += 1
-        return self._assemble(ts_ns, message)
-
-    def _is_new(self, ts_ns: int) -> bool:
-        if ts_ns < self._last_ns:
-            return False
-        if ts_ns == self._last_ns and self._replay_skip > 0:
-            self._replay_skip -= 1
-            return False
+def _container_gone(exc: BaseException) -> bool:
+    """A failure that only says the container was removed, or is dead or being removed (409)."""
+    if isinstance(exc, docker.errors.NotFound):
         return True
-
-    def _assemble(self, ts_ns: int, message: str) -> list[tuple[str, float]]:
-        lines: list[tuple[str, float]] = []
-        if self._pending and ts_ns != self._pending_ns:
-            lines.extend(self.flush())
-        if not self._pending:
-            self._pending_ns = ts_ns
-        *complete, self._pending = (self._pending + message).split("\n")
-        lines.extend((line, self._pending_ns / 1e9) for line in complete)
-        return lines
-
-    def flush(self) -> list[tuple[str, float]]:
-        if not self._pending:
-            return []
-        line, self._pending = self._pending, ""
-        return [(line, self._pending_ns / 1e9)]
-
-
-def cgroup_peak_files(container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    """Where the kernel keeps a container's peak memory, for each cgroup version and driver."""
-    if not _FULL_ID_RE.match(container_id):
-        return []  # never build a path from anything but a full container id
-    return [
-        root / "memory" / "docker" / container_id / "memory.max_usage_in_bytes",  # v1, cgroupfs
-        root / "memory" / "system.slice" / f"docker-{container_id}.scope" / "memory.max_usage_in_bytes",
-        root / "docker" / container_id / "memory.peak",  # v2, cgroupfs
-        root / "system.slice" / f"docker-{container_id}.scope" / "memory.peak",  # v2, systemd
-    ]
-
-
-# --------------------------------------------------------------------------------------------
+    return isinstance(exc, docker.errors.APIError) and exc.status_code == 409
 
 
 class DockerEngine:
@@ -292,14 +114,9 @@ class DockerEngine:
         self._client_lock = threading.Lock()
         self._client: docker.DockerClient | None = None
         self._network: NetworkInfo | None = None
-        self._closing = threading.Event()
-        self._streams_lock = threading.Lock()
-        self._streams: dict[str, Any] = {}  # key -> open CancellableStream, closed on close()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._on_exit: ExitCallback | None = None
-        self._on_output: LineCallback | None = None
-        self._event_thread: threading.Thread | None = None
-        self._pending: set[asyncio.Future[None]] = set()  # awaitables returned by on_exit
+        self._streams = OpenStreams()  # also carries the closing flag
+        self._exit_watcher: ExitWatcher | None = None
+        self._output_follower: OutputFollower | None = None
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -313,7 +130,7 @@ class DockerEngine:
 
     async def _call(self, action: str, fn: Callable[..., T], *args: Any, image: str | None = None) -> T:
         """Run a blocking Docker operation on our pool; every failure becomes an EngineError."""
-        if self._closing.is_set():
+        if self._streams.closing:
             raise EngineError(f"cannot {action}: the container engine is closed")
         loop = asyncio.get_running_loop()
         try:
@@ -322,14 +139,6 @@ class DockerEngine:
             raise
         except Exception as exc:
             raise _engine_error(exc, action, image) from exc
-
-    def _deliver(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Hand a call to the event loop from a streaming thread (the loop may be gone at shutdown)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
-            loop.call_soon_threadsafe(callback, *args)
 
     # ---- network ----------------------------------------------------------------------------
 
@@ -440,8 +249,7 @@ class DockerEngine:
             raise
 
     async def list_managed(self, instance_id: str) -> list[str]:
-        filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={instance_id}"]}
-        return await self._call("list containers", self._list_sync, filters)
+        return await self._call("list containers", self._list_sync, managed_filters(instance_id))
 
     def _list_sync(self, filters: dict[str, list[str]]) -> list[str]:
         found = cast(list[dict[str, Any]], self._api().containers(all=True, filters=filters))
@@ -502,69 +310,33 @@ class DockerEngine:
             return False
         return True
 
-    # ---- watching ---------------------------------------------------------------------------
+    # ---- watching (the threads live in docker_watchers.py) ----------------------------------
 
-    async def watch(self, on_exit: ExitCallback, on_output: LineCallback) -> None:
-        if self._event_thread is not None:
+    async def watch(self, on_exit: ExitCallback, on_output: OutputCallback) -> None:
+        if self._exit_watcher is not None:
             raise EngineError("watch() was already called on this engine")
-        self._loop = asyncio.get_running_loop()
-        self._on_exit, self._on_output = on_exit, on_output
-        # Open the stream before returning, so no exit after watch() returns can be missed.
-        stream = await self._call("watch container events", self._open_events, None)
-        self._event_thread = threading.Thread(
-            target=self._event_loop, args=(stream,), name="fnplat-docker-events", daemon=True
+        handoff = LoopHandoff(asyncio.get_running_loop())
+        self._output_follower = OutputFollower(
+            open_logs=self._open_logs,
+            container_gone=_container_gone,
+            on_output=on_output,
+            streams=self._streams,
+            handoff=handoff,
         )
-        self._event_thread.start()
+        watcher = ExitWatcher(
+            open_events=self._open_events,
+            oom_killed=self._oom_killed,
+            on_exit=on_exit,
+            streams=self._streams,
+            handoff=handoff,
+        )
+        # Open the stream before returning, so no exit after watch() returns can be missed.
+        stream = await self._call("watch container events", watcher.open, None)
+        watcher.start(stream)
+        self._exit_watcher = watcher
 
     def _open_events(self, since: str | None) -> Any:
-        stream = self._api().events(
-            since=since,
-            decode=True,
-            filters={
-                "type": "container",
-                "label": f"{LABEL_INSTANCE}={self.instance_id}",
-                "event": ["die", "oom"],
-            },
-        )
-        self._track("events", stream)
-        return stream
-
-    def _event_loop(self, stream: Any) -> None:
-        """Consume events until close(); reconnect (from the last event seen) if dockerd drops us."""
-        oom_seen: set[str] = set()
-        resume_nano = time.time_ns()  # after a reconnect, replay from just after the last event seen
-        backoff = 0.1
-        while not self._closing.is_set():
-            try:
-                if stream is None:
-                    stream = self._open_events(f"{resume_nano // 10**9}.{resume_nano % 10**9:09d}")
-                for event in stream:
-                    backoff = 0.1
-                    if event.get("timeNano"):
-                        resume_nano = int(event["timeNano"]) + 1
-                    self._handle_event(event, oom_seen)
-            except Exception:
-                if not self._closing.is_set():
-                    log.exception("Docker events stream failed; reconnecting")
-            stream = None
-            if self._closing.wait(backoff):  # wait out a dockerd restart, not a test synchronisation
-                break
-            backoff = min(backoff * 2, 5.0)
-
-    def _handle_event(self, event: Mapping[str, Any], oom_seen: set[str]) -> None:
-        action, container_id, exit_code = parse_exit_event(event)
-        if action == "oom":
-            oom_seen.add(container_id)
-            return
-        if action != "die" or not container_id:
-            return
-        oom = container_id in oom_seen
-        oom_seen.discard(container_id)
-        if not oom and exit_code != 0:
-            # The oom event can be missing (or come late); the container state is authoritative.
-            # A clean exit cannot be an OOM kill, so we skip that round trip.
-            oom = self._oom_killed(container_id)
-        self._deliver(self._dispatch_exit, ContainerExit(container_id, exit_code, oom))
+        return self._api().events(since=since, decode=True, filters=exit_event_filters(self.instance_id))
 
     def _oom_killed(self, container_id: str) -> bool:
         try:
@@ -573,111 +345,35 @@ class DockerEngine:
             return False  # removed already (kill() removes): not an OOM we can know about
         return bool(state.get("OOMKilled"))
 
-    def _dispatch_exit(self, exit_: ContainerExit) -> None:
-        """On the loop: call on_exit and keep any awaitable it returns running to completion."""
-        if self._on_exit is None:
-            return
-        try:
-            result = self._on_exit(exit_)
-        except Exception:
-            log.exception("on_exit callback failed for %s", exit_.container_id)
-            return
-        if inspect.isawaitable(result):
-            future = asyncio.ensure_future(result)
-            self._pending.add(future)
-            future.add_done_callback(self._finish_exit_callback)
-
-    def _finish_exit_callback(self, future: asyncio.Future[None]) -> None:
-        self._pending.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            log.error("on_exit callback failed", exc_info=future.exception())
-
     async def follow_output(self, container_id: str) -> None:
-        if self._on_output is None:
+        if self._output_follower is None:
             raise EngineError("watch() must be called before follow_output()")
-        if self._closing.is_set():
+        if self._streams.closing:
             raise EngineError("cannot follow output: the container engine is closed")
         # No round trip here: logs are read from the start, so nothing written before the
         # stream opens is lost, and run() → ready stays on the fast path.
-        threading.Thread(
-            target=self._follow_sync,
-            args=(container_id,),
-            name=f"fnplat-logs-{container_id[:12]}",
-            daemon=True,
-        ).start()
+        self._output_follower.start(container_id)
 
-    def _follow_sync(self, container_id: str) -> None:
-        key = f"logs:{container_id}"
-        lines = LogLines()
-        on_output = self._on_output
-        assert on_output is not None
-
-        def read(follow: bool) -> None:
-            stream = self._api().logs(
-                container_id,
-                stdout=True,
-                stderr=True,
-                stream=True,
-                follow=follow,
-                timestamps=True,
-                since=None if follow else lines.since(),
-            )
-            self._track(key, stream)
-            for frame in cast(Iterator[bytes], stream):
-                for line, ts in lines.feed(frame, replay=not follow):
-                    self._deliver(on_output, container_id, line, ts)
-
-        try:
-            read(follow=True)
-            if not self._closing.is_set():
-                # Docker can end a follow stream before it has written the container's last
-                # output (a race at exit): read once more from where we are and skip the rest.
-                lines.begin_replay()
-                read(follow=False)
-        except docker.errors.NotFound:
-            pass  # removed (killed): nothing more to read
-        except docker.errors.APIError as exc:
-            # 409: the container is dead or being removed (killed): nothing more to read.
-            if exc.status_code != 409 and not self._closing.is_set():
-                log.exception("following the output of %s failed", container_id[:12])
-        except Exception:
-            if not self._closing.is_set():
-                log.exception("following the output of %s failed", container_id[:12])
-        finally:
-            for line, ts in lines.flush():
-                self._deliver(on_output, container_id, line, ts)
-            self._untrack(key)
-
-    def _track(self, key: str, stream: Any) -> None:
-        with self._streams_lock:
-            self._streams[key] = stream
-        if self._closing.is_set():  # close() ran while we were connecting
-            self._close_stream(stream)
-
-    def _untrack(self, key: str) -> None:
-        with self._streams_lock:
-            self._streams.pop(key, None)
-
-    @staticmethod
-    def _close_stream(stream: Any) -> None:
-        try:
-            stream.close()
-        except Exception:  # already closed, or the socket is gone: either way it is closed
-            log.debug("closing a Docker stream failed", exc_info=True)
+    def _open_logs(self, container_id: str, follow: bool, since: int | None) -> Iterator[bytes]:
+        stream = self._api().logs(
+            container_id,
+            stdout=True,
+            stderr=True,
+            stream=True,
+            follow=follow,
+            timestamps=True,
+            since=since,
+        )
+        return cast(Iterator[bytes], stream)
 
     # ---- shutdown ---------------------------------------------------------------------------
 
     async def close(self) -> None:
-        if self._closing.is_set():
+        if self._streams.closing:
             return
-        self._closing.set()
-        with self._streams_lock:
-            streams = list(self._streams.values())
-            self._streams.clear()
-        for stream in streams:
-            self._close_stream(stream)
-        if self._event_thread is not None:
-            await asyncio.to_thread(self._event_thread.join, 5.0)
+        self._streams.close_all()
+        if self._exit_watcher is not None:
+            await asyncio.to_thread(self._exit_watcher.join, 5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._client_lock:
             if self._client is not None:

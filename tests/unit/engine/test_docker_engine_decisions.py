@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from fnplat.controller.docker_engine import (
-    DockerEngine,
-    LogLines,
-    _engine_error,
+from fnplat.controller.docker_decisions import (
     cgroup_peak_files,
     check_existing_network,
     container_environment,
@@ -22,8 +19,9 @@ from fnplat.controller.docker_engine import (
     find_overlap,
     host_config_args,
     parse_exit_event,
-    parse_timestamp_ns,
 )
+from fnplat.controller.docker_engine import DockerEngine, _engine_error
+from fnplat.controller.docker_log_lines import LogLines, parse_timestamp_ns
 from fnplat.controller.engine import TaskDefinition
 from fnplat.domain import frozen_map
 from fnplat.errors import EngineError

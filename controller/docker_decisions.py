@@ -1,0 +1,155 @@
+"""What to ask Docker for, and what its answers mean: the Docker engine's pure decisions.
+
+No I/O and no docker SDK here (docker_engine.py is the only module that imports it): the
+values built below are plain data that docker_engine.py hands to the SDK, so each decision is
+unit-tested without Docker.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fnplat.controller.engine import LABEL_INSTANCE, LABEL_MANAGED, NetworkInfo, TaskDefinition
+from fnplat.errors import EngineError
+
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+LOG_MAX_SIZE = "1m"  # the controller reads lines as they come; the file is only a buffer
+BUILD_TIMEOUT_S = 1800  # seconds without build output before we give up (apt steps are slow)
+BUILD_LOG_TAIL = 20
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_FULL_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def image_hint(image: str) -> str:
+    """What a person should do about a missing image."""
+    if image.startswith("fnplat/"):
+        return "run scripts/build-images.sh"
+    return "build or load it on this host first (no registry is used)"
+
+
+# ---- the task network -----------------------------------------------------------------------
+
+
+def gateway_of(subnet: str) -> str:
+    return str(next(ipaddress.ip_network(subnet).hosts()))
+
+
+def check_existing_network(name: str, subnet: str, attrs: Mapping[str, Any]) -> NetworkInfo:
+    """Accept an existing network only if it is ours and has the subnet we asked for."""
+    labels = attrs.get("Labels") or {}
+    if labels.get(LABEL_MANAGED) != "true":
+        raise EngineError(f"network {name} exists but was not created by fnplat (no {LABEL_MANAGED} label)")
+    configs = (attrs.get("IPAM") or {}).get("Config") or []
+    if not configs or not configs[0].get("Subnet"):
+        raise EngineError(f"network {name} exists but has no IPv4 subnet")
+    have = ipaddress.ip_network(configs[0]["Subnet"])
+    if have != ipaddress.ip_network(subnet):
+        raise EngineError(
+            f"network {name} exists with subnet {have}, not {subnet}: remove it or change the setting"
+        )
+    return NetworkInfo(
+        name=name, subnet=str(have), gateway_ip=configs[0].get("Gateway") or gateway_of(subnet)
+    )
+
+
+def find_overlap(subnet: str, networks: list[Mapping[str, Any]]) -> str | None:
+    """Name and subnet of the first existing network whose subnet overlaps ours, if any."""
+    wanted = ipaddress.ip_network(subnet)
+    for net in networks:
+        for config in (net.get("IPAM") or {}).get("Config") or []:
+            other = config.get("Subnet")
+            if not other:
+                continue
+            try:
+                other_net = ipaddress.ip_network(other)
+            except ValueError:
+                continue
+            if other_net.version == wanted.version and other_net.overlaps(wanted):
+                return f"{net.get('Name')} ({other_net})"
+    return None
+
+
+# ---- containers -----------------------------------------------------------------------------
+
+
+def container_labels(taskdef: TaskDefinition, instance_id: str) -> dict[str, str]:
+    return {**taskdef.labels, LABEL_MANAGED: "true", LABEL_INSTANCE: instance_id}
+
+
+def container_environment(taskdef: TaskDefinition, environment: Mapping[str, str]) -> list[str]:
+    merged = {**taskdef.environment, **environment}
+    return [f"{key}={value}" for key, value in merged.items()]
+
+
+def host_config_args(taskdef: TaskDefinition, network: str) -> dict[str, Any]:
+    """The sandbox: everything `create_host_config` gets for a task (see product.md, sandboxes)."""
+    args: dict[str, Any] = {
+        "network_mode": network,  # the task network only, never the default bridge
+        "read_only": True,
+        # exec: Lambda lets functions run programs they unpack into /tmp.
+        "tmpfs": {"/tmp": f"rw,exec,size={taskdef.tmp_size_mb}m,mode=1777"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": taskdef.pids_limit,
+        "mem_limit": f"{taskdef.memory_mb}m",
+        "memswap_limit": f"{taskdef.memory_mb}m",  # equal to mem_limit: no swap
+        "init": True,  # reap zombies the function leaves behind
+        "auto_remove": False,  # we need the exit state (exit code, OOMKilled) after it dies
+        # A plain dict: the SDK turns it into its LogConfig (keeps the SDK out of this module).
+        "log_config": {"type": "json-file", "config": {"max-size": LOG_MAX_SIZE, "max-file": "1"}},
+    }
+    if taskdef.cpu_shares is not None:
+        args["cpu_shares"] = taskdef.cpu_shares
+    if taskdef.code_dir is not None:
+        args["binds"] = {str(taskdef.code_dir): {"bind": "/var/task", "mode": "ro"}}
+    return args
+
+
+def managed_filters(instance_id: str) -> dict[str, list[str]]:
+    """The container-list filter for every container of one controller instance, running or not."""
+    return {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={instance_id}"]}
+
+
+def exit_event_filters(instance_id: str) -> dict[str, Any]:
+    """The events filter for deaths and OOM kills of one controller instance's containers."""
+    return {"type": "container", "label": f"{LABEL_INSTANCE}={instance_id}", "event": ["die", "oom"]}
+
+
+def parse_exit_event(event: Mapping[str, Any]) -> tuple[str, str, int]:
+    """(action, container id, exit code) of a container event; exit code -1 when absent."""
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    action = str(event.get("Action") or event.get("status") or "")
+    container_id = str(actor.get("ID") or event.get("id") or "")
+    try:
+        code = int(attributes.get("exitCode", -1))
+    except (TypeError, ValueError):
+        code = -1
+    return action, container_id, code
+
+
+def cgroup_peak_files(container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Where the kernel keeps a container's peak memory, for each cgroup version and driver."""
+    if not _FULL_ID_RE.match(container_id):
+        return []  # never build a path from anything but a full container id
+    return [
+        root / "memory" / "docker" / container_id / "memory.max_usage_in_bytes",  # v1, cgroupfs
+        root / "memory" / "system.slice" / f"docker-{container_id}.scope" / "memory.max_usage_in_bytes",
+        root / "docker" / container_id / "memory.peak",  # v2, cgroupfs
+        root / "system.slice" / f"docker-{container_id}.scope" / "memory.peak",  # v2, systemd
+    ]
+
+
+# ---- images ---------------------------------------------------------------------------------
+
+
+def build_failure(tag: str, error: str, tail: collections.deque[str]) -> str:
+    message = f"image build of {tag} failed: {error.strip()}"
+    if tail:
+        message += "\n--- last lines of the build log ---\n" + "\n".join(tail)
+    return message

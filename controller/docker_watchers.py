@@ -1,0 +1,233 @@
+"""The long-lived streams from the Docker engine, each consumed on a thread of its own.
+
+`ExitWatcher` consumes the events stream (deaths and OOM kills of our containers) and
+`OutputFollower` streams each followed container's log lines. Both hand their results to the
+event loop through `LoopHandoff`. They never import the docker SDK (only docker_engine.py does):
+docker_engine.py passes in the calls that open streams and ask Docker questions, and the
+knowledge of which failures mean "the container is gone".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from fnplat.controller.docker_decisions import parse_exit_event
+from fnplat.controller.docker_log_lines import LogLines
+from fnplat.controller.engine import ContainerExit, ExitCallback, OutputCallback
+
+log = logging.getLogger(__name__)
+
+EventStreamOpener = Callable[[str | None], Iterable[Mapping[str, Any]]]  # since -> events
+LogStreamOpener = Callable[[str, bool, int | None], Iterable[bytes]]  # (id, follow, since) -> frames
+
+
+class OpenStreams:
+    """The Docker streams open right now, and the shutdown flag every streaming thread watches.
+
+    Closing a stream is how a thread blocked reading it is woken at shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[str, Any] = {}  # key -> open CancellableStream
+        self._closing = threading.Event()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    def wait_closing(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True once shutdown has begun."""
+        return self._closing.wait(timeout)
+
+    def track(self, key: str, stream: Any) -> None:
+        with self._lock:
+            self._streams[key] = stream
+        if self._closing.is_set():  # close_all() ran while we were connecting
+            close_stream(stream)
+
+    def untrack(self, key: str) -> None:
+        with self._lock:
+            self._streams.pop(key, None)
+
+    def close_all(self) -> None:
+        """Begin shutdown: set the flag, then close every open stream."""
+        self._closing.set()
+        with self._lock:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            close_stream(stream)
+
+
+def close_stream(stream: Any) -> None:
+    try:
+        stream.close()
+    except Exception:  # already closed, or the socket is gone: either way it is closed
+        log.debug("closing a Docker stream failed", exc_info=True)
+
+
+class LoopHandoff:
+    """Hands calls from streaming threads to the event loop (the loop may be gone at shutdown)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def deliver(self, callback: Callable[..., Any], *args: Any) -> None:
+        loop = self._loop
+        if loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            loop.call_soon_threadsafe(callback, *args)
+
+
+class ExitWatcher:
+    """Consumes container events on a thread and calls `on_exit` on the loop for each death."""
+
+    def __init__(
+        self,
+        *,
+        open_events: EventStreamOpener,
+        oom_killed: Callable[[str], bool],
+        on_exit: ExitCallback,
+        streams: OpenStreams,
+        handoff: LoopHandoff,
+    ) -> None:
+        self._open_events = open_events
+        self._oom_killed = oom_killed  # asks Docker; False when it cannot know
+        self._on_exit = on_exit
+        self._streams = streams
+        self._handoff = handoff
+        self._thread: threading.Thread | None = None
+        self._pending: set[asyncio.Future[None]] = set()  # awaitables returned by on_exit
+
+    def open(self, since: str | None) -> Iterable[Mapping[str, Any]]:
+        """Open the events stream (blocking) and register it, so close_all() can end it."""
+        stream = self._open_events(since)
+        self._streams.track("events", stream)
+        return stream
+
+    def start(self, stream: Iterable[Mapping[str, Any]]) -> None:
+        """Consume `stream` (from open()) on a thread until shutdown."""
+        self._thread = threading.Thread(
+            target=self._run, args=(stream,), name="fnplat-docker-events", daemon=True
+        )
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, stream: Iterable[Mapping[str, Any]] | None) -> None:
+        """Consume events until shutdown; reconnect (from the last event seen) if dockerd drops us."""
+        oom_seen: set[str] = set()
+        resume_nano = time.time_ns()  # after a reconnect, replay from just after the last event seen
+        backoff = 0.1
+        while not self._streams.closing:
+            try:
+                if stream is None:
+                    stream = self.open(f"{resume_nano // 10**9}.{resume_nano % 10**9:09d}")
+                for event in stream:
+                    backoff = 0.1
+                    if event.get("timeNano"):
+                        resume_nano = int(event["timeNano"]) + 1
+                    self._handle_event(event, oom_seen)
+            except Exception:
+                if not self._streams.closing:
+                    log.exception("Docker events stream failed; reconnecting")
+            stream = None
+            if self._streams.wait_closing(backoff):  # wait out a dockerd restart, not a test sync
+                break
+            backoff = min(backoff * 2, 5.0)
+
+    def _handle_event(self, event: Mapping[str, Any], oom_seen: set[str]) -> None:
+        action, container_id, exit_code = parse_exit_event(event)
+        if action == "oom":
+            oom_seen.add(container_id)
+            return
+        if action != "die" or not container_id:
+            return
+        oom = container_id in oom_seen
+        oom_seen.discard(container_id)
+        if not oom and exit_code != 0:
+            # The oom event can be missing (or come late); the container state is authoritative.
+            # A clean exit cannot be an OOM kill, so we skip that round trip.
+            oom = self._oom_killed(container_id)
+        self._handoff.deliver(self._dispatch_exit, ContainerExit(container_id, exit_code, oom))
+
+    def _dispatch_exit(self, exit_: ContainerExit) -> None:
+        """On the loop: call on_exit and keep any awaitable it returns running to completion."""
+        try:
+            result = self._on_exit(exit_)
+        except Exception:
+            log.exception("on_exit callback failed for %s", exit_.container_id)
+            return
+        if inspect.isawaitable(result):
+            future = asyncio.ensure_future(result)
+            self._pending.add(future)
+            future.add_done_callback(self._finish_exit_callback)
+
+    def _finish_exit_callback(self, future: asyncio.Future[None]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("on_exit callback failed", exc_info=future.exception())
+
+
+class OutputFollower:
+    """Streams a container's output lines to `on_output` on the loop, one thread per container."""
+
+    def __init__(
+        self,
+        *,
+        open_logs: LogStreamOpener,
+        container_gone: Callable[[BaseException], bool],
+        on_output: OutputCallback,
+        streams: OpenStreams,
+        handoff: LoopHandoff,
+    ) -> None:
+        self._open_logs = open_logs
+        self._container_gone = container_gone  # the failure says: removed or dying, nothing to read
+        self._on_output = on_output
+        self._streams = streams
+        self._handoff = handoff
+
+    def start(self, container_id: str) -> None:
+        threading.Thread(
+            target=self._follow,
+            args=(container_id,),
+            name=f"fnplat-logs-{container_id[:12]}",
+            daemon=True,
+        ).start()
+
+    def _follow(self, container_id: str) -> None:
+        key = f"logs:{container_id}"
+        lines = LogLines()
+
+        def read(follow: bool) -> None:
+            stream = self._open_logs(container_id, follow, None if follow else lines.since())
+            self._streams.track(key, stream)
+            for frame in stream:
+                for line, ts in lines.feed(frame, replay=not follow):
+                    self._handoff.deliver(self._on_output, container_id, line, ts)
+
+        try:
+            read(follow=True)
+            if not self._streams.closing:
+                # Docker can end a follow stream before it has written the container's last
+                # output (a race at exit): read once more from where we are and skip the rest.
+                lines.begin_replay()
+                read(follow=False)
+        except Exception as exc:
+            if not self._container_gone(exc) and not self._streams.closing:
+                log.exception("following the output of %s failed", container_id[:12])
+        finally:
+            for line, ts in lines.flush():
+                self._handoff.deliver(self._on_output, container_id, line, ts)
+            self._streams.untrack(key)
