@@ -1,0 +1,96 @@
+# fnplat/platform: the platform itself (`fnctl up`: gateway and controller in one process).
+#
+# Build it with scripts/build-platform-image.sh, not with a bare `docker build`: no registry and no
+# PyPI are reachable from inside a build, so the script first builds wheels of fnplat and every
+# runtime dependency on the host into build/platform-wheels/ (the only thing .dockerignore lets
+# into the context), and this file installs only those (`pip install --no-index`). The host's CA
+# bundle is never copied in. The wheels live only in the build stage, never in a layer of the image.
+#
+# Running it on one host:
+#
+#   sudo install -d -o 10001 -g 10001 /var/lib/fnplat      # once: the data dir, owned by the image's user
+#   docker run -d --name fnplat --restart unless-stopped --stop-timeout 30 \
+#     --network host \
+#     -v /var/run/docker.sock:/var/run/docker.sock \
+#     --group-add "$(stat -c %g /var/run/docker.sock)" \
+#     -v /var/lib/fnplat:/var/lib/fnplat \
+#     fnplat/platform:latest
+#
+# Why each flag is needed:
+# - The Docker socket: the platform starts, watches and removes the function containers (tasks)
+#   and builds image functions. The process runs as the non-root user `fnplat` (uid 10001), so it
+#   also needs the socket's group (--group-add). Whoever holds the socket is root on the host in
+#   effect: treat this container as privileged.
+# - The data dir at the SAME path on the host and in the container: tasks get their code as a bind
+#   mount of <data dir>/code/..., and the Docker engine resolves bind-mount sources on the host.
+#   Another path works the same way: `-e FNPLAT_DATA_DIR=/srv/fnplat -v /srv/fnplat:/srv/fnplat`.
+# - --network host: the controller serves the Lambda Runtime API on the gateway address of the
+#   task bridge it creates (FNPLAT_TASK_NETWORK, FNPLAT_TASK_SUBNET, default fnplat-tasks on
+#   172.31.252.0/22); only a process in the host's network namespace can listen there.
+#   With host networking the default `up --host 0.0.0.0` listens on every interface of the host:
+#   pass `up --host 127.0.0.1` (or a single address) to keep the gateway private.
+# - --stop-timeout: on SIGTERM the platform drains and removes its tasks before it exits.
+#
+# The admin API key is printed once to the container's log on first start and saved in
+# <data dir>/admin-key (mode 0600, owned by uid 10001); the host's fnctl finds the endpoint and
+# the key with `fnctl --data-dir /var/lib/fnplat ...` (as a user who can read that file).
+# Settings come from FNPLAT_* variables (platform/fnplat/config.py), e.g. -e FNPLAT_PORT=8081.
+
+# ---- shared: Debian's Python 3.11 on the local base image (built offline by scripts/build-images.sh)
+FROM fnplat/debian:bookworm AS python
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+# ---- build: a venv under /opt/fnplat (so PEP 668 does not apply), filled from the host's wheels only
+FROM python AS build
+# The classic builder leaves this stage behind as an untagged image on every build; the label lets
+# scripts/build-platform-image.sh prune exactly those.
+LABEL fnplat.stage="platform-build"
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+COPY build/platform-wheels/ /wheels/
+# pip and setuptools are needed only to install; the running platform never imports them.
+RUN python3 -m venv /opt/fnplat \
+ && /opt/fnplat/bin/pip install --no-cache-dir --no-index --find-links /wheels fnplat \
+ && /opt/fnplat/bin/pip uninstall --yes --quiet pip setuptools \
+ && /opt/fnplat/bin/fnctl --version
+
+# ---- the image
+FROM python
+ARG FNPLAT_VERSION=0.1.0
+LABEL org.opencontainers.image.title="fnplat" \
+      org.opencontainers.image.description="Self-hosted, Lambda-compatible Function-as-a-Service on Docker: the one-host platform (fnctl up)" \
+      org.opencontainers.image.version="${FNPLAT_VERSION}" \
+      org.opencontainers.image.base.name="fnplat/debian:bookworm" \
+      fnplat.component="platform"
+
+# A fixed uid/gid so a host data dir can be prepared for it (install -d -o 10001 -g 10001 ...);
+# it differs from the uid tasks run as (993, ControllerSettings.task_user).
+RUN groupadd --system --gid 10001 fnplat \
+ && useradd --system --uid 10001 --gid fnplat --home-dir /var/lib/fnplat --no-create-home \
+      --shell /usr/sbin/nologin fnplat \
+ && install -d -o fnplat -g fnplat -m 0750 /var/lib/fnplat
+
+COPY --from=build /opt/fnplat /opt/fnplat
+
+ENV PATH=/opt/fnplat/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    FNPLAT_DATA_DIR=/var/lib/fnplat \
+    HOME=/var/lib/fnplat \
+    PYTHONUNBUFFERED=1 \
+    LANG=C.UTF-8
+
+USER fnplat
+WORKDIR /var/lib/fnplat
+VOLUME ["/var/lib/fnplat"]
+EXPOSE 8080
+
+# Healthy once the gateway answers /healthz at the address `fnctl up` wrote to <data dir>/endpoint
+# after it started listening, so it follows --host/--port/FNPLAT_PORT (a wildcard address is
+# reached through loopback). No curl in the image: Python's urllib does it.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request as r; u = open(os.path.join(os.environ.get('FNPLAT_DATA_DIR', '/var/lib/fnplat'), 'endpoint')).read().strip().replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'); r.urlopen(u + '/healthz', timeout=4)"]
+
+ENTRYPOINT ["fnctl"]
+CMD ["up", "--host", "0.0.0.0"]
