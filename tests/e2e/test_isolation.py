@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,7 +16,6 @@ from e2e_platform import E2E_SUBNET, Platform
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
 PROBE = Path(__file__).parent / "functions" / "py-probe"
-LISTENER = Path(__file__).parent / "functions" / "py-listener"
 
 
 def bridge_address_of_port(published_port: int) -> str:
@@ -48,8 +48,12 @@ def test_a_task_reaches_neither_the_metadata_store_nor_the_gateway(
     assert outcome[f"{gateway_ip}:{platform.port}"] != "connected"  # the gateway listens on loopback only
 
 
-def test_a_task_cannot_reach_another_task(platform: Platform) -> None:
-    platform.fnctl("deploy", str(LISTENER))
+def test_a_task_cannot_reach_another_task(platform: Platform, tmp_path: Path) -> None:
+    listener = tmp_path / "py-listener"  # the probe's code under another name: a second function
+    shutil.copytree(PROBE, listener)
+    spec = listener / "function.yaml"
+    spec.write_text(spec.read_text().replace("name: py-probe", "name: py-listener"))
+    platform.fnctl("deploy", str(listener))
     platform.fnctl("deploy", str(PROBE))
     # The listener's task listens on :8000 and can reach itself there (the control)...
     own = platform.invoke("py-listener", {"listen": 8000, "targets": ["127.0.0.1:8000"]}).json()
