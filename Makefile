@@ -16,3 +16,11 @@ test: install lint
 
 unit:
 	.venv/bin/python -m pytest tests/unit -q
+
+# Benchmarks (BENCHMARKS.md): a fresh platform, the baselines and every figure in one table.
+# BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--only P1,P2 --out /tmp/bench.md".
+bench: install
+	.venv/bin/python -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	.venv/bin/python -m bench --quick $(BENCH_ARGS)

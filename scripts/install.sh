@@ -3,6 +3,7 @@
 #   1. a virtualenv in .venv with fnplat (editable) and its dev tools (skipped when pyproject.toml is unchanged)
 #   2. a Docker engine (the one that answers, or Debian's, installed and started when we are root)
 #   3. the base, runtime and Postgres images, built offline (skipped when their inputs are unchanged)
+#   4. host tools the benchmarks use (wrk), from Debian when missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,5 @@ fi
 
 scripts/ensure-docker.sh
 scripts/build-images.sh
+scripts/ensure-tools.sh
 log "ready: .venv/bin/fnctl up starts the platform"
