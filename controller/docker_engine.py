@@ -13,7 +13,6 @@ import asyncio
 import collections
 import ipaddress
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -27,13 +26,13 @@ import docker.errors
 import requests
 from docker.types import IPAMConfig, IPAMPool
 
+from fnplat.controller.cgroup_memory import PeakMemoryReader
 from fnplat.controller.docker_decisions import (
     BUILD_LOG_TAIL,
     BUILD_TIMEOUT_S,
     CGROUP_ROOT,
     ICC_OPTION,
     build_failure,
-    cgroup_peak_files,
     check_existing_network,
     container_environment,
     container_labels,
@@ -109,7 +108,7 @@ class DockerEngine:
         self.instance_id = instance_id
         self._client_factory = client_factory
         self._max_workers = max_workers
-        self._cgroup_root = cgroup_root
+        self._peak_memory = PeakMemoryReader(cgroup_root)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fnplat-docker")
         self._client_lock = threading.Lock()
         self._client: docker.DockerClient | None = None
@@ -235,6 +234,7 @@ class DockerEngine:
         return container_id
 
     async def kill(self, container_id: str) -> None:
+        self._peak_memory.forget(container_id)
         await self._call(f"remove container {container_id[:12]}", self._kill_sync, container_id)
 
     def _kill_sync(self, container_id: str) -> None:
@@ -256,13 +256,7 @@ class DockerEngine:
         return [str(container["Id"]) for container in found]
 
     def max_memory_used_mb(self, container_id: str) -> int | None:
-        for path in cgroup_peak_files(container_id, self._cgroup_root):
-            try:
-                peak = int(path.read_text().strip())
-            except (OSError, ValueError):
-                continue
-            return math.ceil(peak / (1024 * 1024))
-        return None
+        return self._peak_memory.max_used_mb(container_id)
 
     # ---- images -----------------------------------------------------------------------------
 
@@ -375,6 +369,7 @@ class DockerEngine:
         if self._exit_watcher is not None:
             await asyncio.to_thread(self._exit_watcher.join, 5.0)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._peak_memory.close()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()

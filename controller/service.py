@@ -1,8 +1,9 @@
 """The invoke service: `Controller` implements `fnplat.invocation.Invoker` on one host.
 
 An invocation leases a task from its version's pool, hands the event to the task's runtime over
-the Runtime API, waits for the answer or the deadline, and gives the task back. Platform log
-lines, the invocation record and metrics are produced after the caller has its result.
+the Runtime API, waits for the answer or the deadline, and gives the task back. The invocation
+record (which the START/END/REPORT lines are rendered from) and metrics are produced after the
+caller has its result; the function's output lines go to the log sink as they arrive.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fnplat.config import ControllerSettings
-from fnplat.controller import logs, outcomes
+from fnplat.controller import outcomes
 from fnplat.controller.engine import ContainerEngine
 from fnplat.controller.fleet import Fleet
 from fnplat.controller.pool import TaskInitFailed
@@ -26,6 +27,7 @@ from fnplat.controller.task import Invocation, Task, TaskInfo
 from fnplat.domain import FunctionVersion, InvocationRecord, LogEvent
 from fnplat.errors import EngineError, ServiceError, TooManyRequests
 from fnplat.invocation import InvocationRequest, InvocationResult
+from fnplat.lambda_logs import billed_duration_ms
 from fnplat.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ class Controller:
             raise
         except TaskInitFailed as failed:
             result = replace(failed.result, executed_version=request.executed_version)
-            self._init_failure_logged(request, result)
+            self._init_failure_recorded(request, result)
             return result
         try:
             return await self._run(task, request)
@@ -140,12 +142,6 @@ class Controller:
             init_duration_ms=task.init_duration_ms if task.invocation_count == 0 else None,
         )
         task.assign(invocation)
-        self._emit(
-            function.function_name,
-            request.request_id,
-            started_wall,
-            logs.start_line(request.request_id, request.executed_version),
-        )
         deadline = loop.call_later(function.timeout, self._deadline_passed, task, invocation)
         try:
             result = await invocation.result
@@ -165,7 +161,7 @@ class Controller:
             task.complete(outcomes.timed_out(invocation), unhealthy=True)
             self._fleet.stop(task)
 
-    # -- logs, records, metrics (after the caller has its result) -------------------------------------
+    # -- records and metrics (after the caller has its result) ---------------------------------------
     def _account(self, container_id: str | None, invocation: Invocation, result: InvocationResult) -> None:
         request = invocation.request
         function = request.function
@@ -175,22 +171,7 @@ class Controller:
                 max_memory = self._engine.max_memory_used_mb(container_id)
             except EngineError:
                 max_memory = None
-        ended = invocation.started_wall + result.duration_ms / 1000.0
-        self._finish_logs(request, result, max_memory, ended)
-        self._record_sink(
-            InvocationRecord(
-                request_id=request.request_id,
-                function_name=function.function_name,
-                version=function.version,
-                started_at=datetime.fromtimestamp(invocation.started_wall, UTC),
-                duration_ms=result.duration_ms,
-                billed_duration_ms=logs.billed_duration_ms(result.duration_ms),
-                memory_size_mb=function.memory,
-                max_memory_used_mb=max_memory,
-                init_duration_ms=result.init_duration_ms,
-                error_type=result.error_type,
-            )
-        )
+        self._record(request, invocation.started_wall, result, max_memory)
         outcome = (
             "success"
             if result.function_error is None
@@ -199,47 +180,34 @@ class Controller:
         self._metrics.invocations.labels(function.function_name, outcome).inc()
         self._metrics.invocation_duration.labels(function.function_name).observe(result.duration_ms / 1000.0)
 
-    def _init_failure_logged(self, request: InvocationRequest, result: InvocationResult) -> None:
+    def _init_failure_recorded(self, request: InvocationRequest, result: InvocationResult) -> None:
+        self._record(request, time.time(), result, None)
+        outcome = _OUTCOMES.get(result.error_type or "", "function_error")
+        self._metrics.invocations.labels(request.function.function_name, outcome).inc()
+
+    def _record(
+        self,
+        request: InvocationRequest,
+        started_wall: float,
+        result: InvocationResult,
+        max_memory: int | None,
+    ) -> None:
         function = request.function
-        now = time.time()
-        self._emit(
-            function.function_name,
-            request.request_id,
-            now,
-            logs.start_line(request.request_id, request.executed_version),
-        )
-        self._finish_logs(request, result, None, now)
         self._record_sink(
             InvocationRecord(
                 request_id=request.request_id,
                 function_name=function.function_name,
                 version=function.version,
-                started_at=datetime.fromtimestamp(now, UTC),
-                duration_ms=0.0,
-                billed_duration_ms=logs.billed_duration_ms(0.0),
+                executed_version=request.executed_version,
+                started_at=datetime.fromtimestamp(started_wall, UTC),
+                duration_ms=result.duration_ms,
+                billed_duration_ms=billed_duration_ms(result.duration_ms),
                 memory_size_mb=function.memory,
-                max_memory_used_mb=None,
+                max_memory_used_mb=max_memory,
                 init_duration_ms=result.init_duration_ms,
                 error_type=result.error_type,
             )
         )
-        outcome = _OUTCOMES.get(result.error_type or "", "function_error")
-        self._metrics.invocations.labels(function.function_name, outcome).inc()
-
-    def _finish_logs(
-        self, request: InvocationRequest, result: InvocationResult, max_memory: int | None, now: float
-    ) -> None:
-        """END and REPORT, stamped with the invocation's end (they are emitted a moment later)."""
-        function = request.function
-        rid = request.request_id
-        self._emit(function.function_name, rid, now, logs.end_line(rid))
-        report = logs.report_line(
-            rid, result.duration_ms, function.memory, max_memory, result.init_duration_ms
-        )
-        self._emit(function.function_name, rid, now, report)
-
-    def _emit(self, function_name: str, request_id: str | None, when: float, message: str) -> None:
-        self._log_sink(LogEvent(function_name, request_id, datetime.fromtimestamp(when, UTC), message))
 
     def _on_output(self, container_id: str, line: str, timestamp: float) -> None:
         task = self._fleet.by_container.get(container_id)
@@ -247,7 +215,7 @@ class Controller:
             return
         current = task.current
         request_id = current.request.request_id if current is not None else task.last_request_id
-        self._emit(task.function_name, request_id, timestamp, line)
+        self._log_sink(LogEvent(task.function_name, request_id, datetime.fromtimestamp(timestamp, UTC), line))
 
     async def _reap_forever(self) -> None:
         interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
@@ -117,6 +117,7 @@ class InvocationRecord:
     request_id: str
     function_name: str
     version: int
+    executed_version: str  # what the START line names: "$LATEST" or the version number
     started_at: datetime
     duration_ms: float
     billed_duration_ms: int
@@ -125,10 +126,15 @@ class InvocationRecord:
     init_duration_ms: float | None  # set on cold starts only
     error_type: str | None  # None on success
 
+    @property
+    def ended_at(self) -> datetime:
+        return self.started_at + timedelta(milliseconds=self.duration_ms)
+
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
-    """One line of a function's log: platform lines (START/END/REPORT) and function output."""
+    """One line of a function's log: its output, or a platform line (START/END/REPORT) rendered
+    from its invocation record (fnplat.lambda_logs)."""
 
     function_name: str
     request_id: str | None

@@ -114,13 +114,21 @@ class ArtifactRow(Base):
 
 class InvocationRecordRow(Base):
     __tablename__ = "invocation_records"
-    __table_args__ = (Index(None, "function_name", "started_at"),)
+    __table_args__ = (
+        Index(None, "function_name", "started_at"),
+        # "The invocations that ended last" gives the newest START/END/REPORT lines (fnctl logs).
+        Index(None, "function_name", "ended_at"),
+    )
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # No foreign key: records outlive the functions they describe (usage and billing history).
     function_name: Mapped[str] = mapped_column(NAME)
     version: Mapped[int] = mapped_column(Integer)
+    executed_version: Mapped[str] = mapped_column(String(16), server_default="$LATEST")
     started_at: Mapped[datetime] = mapped_column()
+    # NULL only on records written before platform lines were rendered from records: their
+    # START/END/REPORT lines are stored in log_events.
+    ended_at: Mapped[datetime | None] = mapped_column()
     duration_ms: Mapped[float] = mapped_column(Float)
     billed_duration_ms: Mapped[int] = mapped_column(BigInteger)
     memory_size_mb: Mapped[int] = mapped_column(Integer)

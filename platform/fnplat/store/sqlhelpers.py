@@ -17,7 +17,6 @@ from fnplat.errors import Conflict, InvalidParameter
 from fnplat.store.models import Base
 
 SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
-_ROWS_PER_STATEMENT = 500
 
 
 def check_name(name: str) -> None:
@@ -45,10 +44,10 @@ def conflicts_as(message: str) -> Iterator[None]:
 
 
 def insert_ignoring_duplicates(s: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING (both backends speak it), a few hundred rows per statement."""
+    """INSERT ... ON CONFLICT DO NOTHING (both backends speak it) as one executemany: the
+    statement is compiled once and cached, whatever the batch size."""
+    if not rows:
+        return
     dialect = s.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    # Chunks keep each statement under SQLite's bound-parameter limit.
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = list(rows[start : start + _ROWS_PER_STATEMENT])
-        s.execute(module.insert(model).values(chunk).on_conflict_do_nothing())
+    s.execute(module.insert(model.__table__).on_conflict_do_nothing(), list(rows))

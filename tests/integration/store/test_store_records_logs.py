@@ -1,4 +1,5 @@
-"""Invocation records and log events: batches, replay, order, limit and filter."""
+"""Invocation records and log lines: batches, replay, order, limit and filter, and the platform
+lines rendered from records."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from store_samples import T0
 
@@ -13,6 +15,7 @@ from fnplat.domain import InvocationRecord, LogEvent
 from fnplat.errors import InvalidParameter
 from fnplat.store import repository as repo
 from fnplat.store.db import transaction
+from fnplat.store.models import InvocationRecordRow
 
 
 def record(request_id: str, seconds: int, error_type: str | None = None) -> InvocationRecord:
@@ -20,6 +23,7 @@ def record(request_id: str, seconds: int, error_type: str | None = None) -> Invo
         request_id=request_id,
         function_name="hello",
         version=1,
+        executed_version="$LATEST",
         started_at=T0 + timedelta(seconds=seconds),
         duration_ms=12.5,
         billed_duration_ms=13,
@@ -72,10 +76,51 @@ def test_recent_log_events_are_the_newest_oldest_first(sessions: sessionmaker[Se
 
 def test_lines_with_equal_timestamps_keep_insertion_order(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as s:
-        repo.add_log_events(s, [log("START", 1), log("output", 1), log("END", 1), log("REPORT", 1)])
+        repo.add_log_events(s, [log("one", 1), log("two", 1), log("three", 1), log("four", 1)])
     with transaction(sessions) as s:
-        assert [e.message for e in repo.recent_log_events(s, "hello")] == ["START", "output", "END", "REPORT"]
-        assert [e.message for e in repo.recent_log_events(s, "hello", limit=2)] == ["END", "REPORT"]
+        assert [e.message for e in repo.recent_log_events(s, "hello")] == ["one", "two", "three", "four"]
+        assert [e.message for e in repo.recent_log_events(s, "hello", limit=2)] == ["three", "four"]
+
+
+def test_platform_lines_come_from_records_around_the_output(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as s:
+        b_of_version_2 = replace(record("req-b", 3), executed_version="2")
+        repo.add_invocation_records(s, [record("req-a", 1), b_of_version_2])
+        repo.add_log_events(s, [log("a says hi", 1.005), log("b says hi", 3.001, "req-b")])
+    with transaction(sessions) as s:
+        lines = repo.recent_log_events(s, "hello")
+        only_b = repo.recent_log_events(s, "hello", request_id="req-b")
+        newest = repo.recent_log_events(s, "hello", limit=4)
+    assert [(e.request_id, e.message.split("\t")[0]) for e in lines] == [
+        ("req-a", "START RequestId: req-a Version: $LATEST"),
+        ("req-a", "a says hi"),
+        ("req-a", "END RequestId: req-a"),
+        ("req-a", "REPORT RequestId: req-a"),
+        ("req-b", "START RequestId: req-b Version: 2"),
+        ("req-b", "b says hi"),
+        ("req-b", "END RequestId: req-b"),
+        ("req-b", "REPORT RequestId: req-b"),
+    ]
+    assert lines[3].message == (
+        "REPORT RequestId: req-a\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB"
+        "\tMax Memory Used: 40 MB"
+    )
+    assert lines[2].timestamp == T0 + timedelta(seconds=1, milliseconds=12.5)
+    assert only_b == lines[4:]
+    assert newest == lines[4:]
+
+
+def test_records_from_before_rendered_lines_add_no_lines(sessions: sessionmaker[Session]) -> None:
+    # Records written before migration 3f6a1c2e9b02 have no ended_at: their platform lines were
+    # stored as log lines then, and must not appear twice.
+    with transaction(sessions) as s:
+        repo.add_invocation_records(s, [record("old", 1)])
+        s.execute(update(InvocationRecordRow).values(ended_at=None))
+        repo.add_log_events(s, [log("START RequestId: old Version: $LATEST", 1, "old")])
+    with transaction(sessions) as s:
+        assert [e.message for e in repo.recent_log_events(s, "hello")] == [
+            "START RequestId: old Version: $LATEST"
+        ]
 
 
 def test_recent_log_events_filters_by_request(sessions: sessionmaker[Session]) -> None:
@@ -130,4 +175,4 @@ def test_large_batches_are_written_whole(sessions: sessionmaker[Session]) -> Non
         repo.add_log_events(s, [log(f"line {i}", i) for i in range(1_234)])
     with transaction(sessions) as s:
         assert repo.function_stats(s, "hello").invocations == 1_234
-        assert len(repo.recent_log_events(s, "hello", limit=5_000)) == 1_234
+        assert len(repo.recent_log_events(s, "hello", limit=5_000)) == 1_234 * 4  # output, START, END, REPORT

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fnplat.controller import logs, outcomes
+from fnplat import lambda_logs as logs
+from fnplat.controller import outcomes
 from fnplat.controller.task import Invocation
 from fnplat.domain import FunctionVersion, frozen_map
 from fnplat.invocation import InvocationRequest

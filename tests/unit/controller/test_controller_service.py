@@ -22,6 +22,7 @@ from fnplat.controller.fake_engine import (
     runs_out_of_memory,
 )
 from fnplat.errors import EngineError, ServiceError, TooManyRequests
+from fnplat.lambda_logs import newest_lines
 
 
 def gated(gate: asyncio.Event, entered: list[str] | None = None) -> FakeFunction:
@@ -228,7 +229,12 @@ async def test_init_error_is_the_first_invocations_result(harness: Harness) -> N
     assert result.init_duration_ms is not None
     await harness.engine.wait_until(lambda: not harness.engine.containers)
     assert controller.tasks() == []
-    assert [e.message.split(" ")[0] for e in harness.logs] == ["START", "END", "REPORT"]
+    await settle(lambda: len(harness.records) == 1)
+    record = harness.records[0]
+    assert (record.error_type, record.duration_ms) == ("Runtime.ImportModuleError", 0.0)
+    assert record.init_duration_ms is not None
+    lines = [e.message.split(" ")[0] for e in newest_lines([], harness.records, 10)]
+    assert lines == ["START", "END", "REPORT"]
 
 
 async def test_init_timeout_kills_the_task(harness: Harness) -> None:
@@ -336,7 +342,14 @@ async def test_platform_log_lines_records_and_function_output(harness: Harness) 
     await controller.invoke(second)
     await settle(lambda: len(harness.records) == 2)
     rid = first.request_id
-    lines = [e.message for e in harness.logs if e.request_id == rid]
+    # The platform lines come from the records; the function's output from the log sink.
+    await settle(lambda: len(harness.logs) == 2)
+    assert {(e.request_id, e.message) for e in harness.logs} == {
+        (rid, "hello from the function"),
+        (second.request_id, "hello from the function"),
+    }
+    merged = newest_lines(harness.logs, harness.records, 100)
+    lines = [e.message for e in merged if e.request_id == rid]
     assert lines[0] == f"START RequestId: {rid} Version: $LATEST"
     assert lines[1] == "hello from the function"
     assert lines[2] == f"END RequestId: {rid}"
@@ -346,10 +359,10 @@ async def test_platform_log_lines_records_and_function_output(harness: Harness) 
         lines[3],
     )
     assert len(lines) == 4
-    later = [e.message for e in harness.logs if e.request_id == second.request_id]
+    later = [e.message for e in merged if e.request_id == second.request_id]
     assert later[0] == f"START RequestId: {second.request_id} Version: 1"
     assert later[-1].startswith("REPORT") and "Init Duration" not in later[-1]
-    timestamps = [e.timestamp for e in harness.logs if e.request_id == rid]
+    timestamps = [e.timestamp for e in merged if e.request_id == rid]
     assert timestamps == sorted(timestamps)
     record = harness.records[0]
     assert (record.request_id, record.function_name, record.version) == (rid, "fn", 1)
