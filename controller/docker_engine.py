@@ -56,6 +56,8 @@ from fnplat.errors import EngineError, ImageBuildError
 
 log = logging.getLogger(__name__)
 
+KILL_WAIT_S = 30  # a SIGKILLed container is gone in well under a second
+
 T = TypeVar("T")
 
 
@@ -238,15 +240,30 @@ class DockerEngine:
         await self._call(f"remove container {container_id[:12]}", self._kill_sync, container_id)
 
     def _kill_sync(self, container_id: str) -> None:
+        # SIGKILL, wait for the exit, then remove. Not remove(force=True): when a container exits
+        # on its own while a forced removal runs (a stopped task's runtime exits as soon as its
+        # `next` is refused), Docker 20.10 leaks the network endpoint; the leaked endpoint keeps
+        # its address and the network can never be removed again (until dockerd restarts).
+        api = self._api()
         try:
-            # force=True is SIGKILL then remove, in one call.
-            self._api().remove_container(container_id, force=True)
+            api.kill(container_id)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: not running any more, which is what we want
+                raise
+        try:
+            api.wait(container_id, timeout=KILL_WAIT_S)
+            api.remove_container(container_id)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
             if exc.status_code == 409 and "already in progress" in str(exc.explanation):
                 return  # a concurrent kill of the same container is doing it
             raise
+        except requests.exceptions.ReadTimeout:
+            # Stuck past SIGKILL (a hung mount, say): force it, as nothing else would.
+            api.remove_container(container_id, force=True)
 
     async def list_managed(self, instance_id: str) -> list[str]:
         return await self._call("list containers", self._list_sync, managed_filters(instance_id))

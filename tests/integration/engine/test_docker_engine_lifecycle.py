@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
-from engine_harness import Harness, NetworkUnderTest, close_harness, open_harness
+from engine_harness import RUN_ID, Harness, NetworkUnderTest, close_harness, docker_cli, open_harness
 
 pytestmark = pytest.mark.docker
 
@@ -76,6 +77,25 @@ async def test_kill_removes_and_is_idempotent(harness: Harness) -> None:
     assert handle.container_id not in await harness.engine.list_managed(harness.instance_id)
     exit_ = await harness.recorder.exit_of(handle.container_id)
     assert (exit_.exit_code, exit_.oom_killed) == (137, False)
+
+
+async def test_kill_of_exiting_containers_leaves_the_network_removable(
+    task_network: NetworkUnderTest,
+) -> None:
+    # Containers that exit on their own while they are killed (what a stopped task does: its
+    # runtime exits when its `next` is refused) must leave no endpoint behind on the network.
+    network = NetworkUnderTest(f"fnplat-test-kill-{RUN_ID}", task_network.spare_subnet, "")
+    harness = await open_harness(network)
+    try:
+        exited = await harness.run("true")
+        await harness.recorder.exit_of(exited.container_id)
+        racing = [await harness.run("exit 3") for _ in range(12)]
+        await asyncio.gather(*(harness.engine.kill(h.container_id) for h in [exited, *racing]))
+        assert await harness.engine.list_managed(harness.instance_id) == []
+    finally:
+        await close_harness(harness)
+    removed = docker_cli("network", "rm", network.name, check=False)
+    assert removed.returncode == 0, removed.stderr
 
 
 async def test_list_managed_finds_only_this_instances_containers(
