@@ -35,6 +35,7 @@ from fnplat.recorder import Recorder
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
+from fnplat.store.telemetry_writers import writer_for
 
 log = logging.getLogger("fnplat")
 
@@ -76,7 +77,7 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
     catalog = Catalog()
     await asyncio.to_thread(_load_catalog, catalog, sessions)
     metrics = Metrics()
-    recorder = Recorder(sessions)
+    recorder = Recorder(writer_for(db, sessions))
     await recorder.start()
     artifacts = ArtifactStore(settings.artifacts_dir, settings.code_dir)
 

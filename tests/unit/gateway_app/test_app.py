@@ -28,6 +28,7 @@ from fnplat.recorder import Recorder
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
+from fnplat.store.telemetry_writers import writer_for
 
 
 @dataclass
@@ -102,7 +103,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     catalog = Catalog()
     catalog.load([], [], [key])
     invoker = FakeInvoker()
-    recorder = Recorder(sessions)
+    recorder = Recorder(writer_for(db, sessions))
 
     async def build_image(context: str, tag: str) -> str:
         return "sha256:fake"
