@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 BENCH_LABEL = "fnplat.bench"  # every container the bench starts itself carries it (value: run id)
@@ -61,3 +64,26 @@ def remove_labelled(label: str, value: str) -> None:
 
 def server_version() -> str:
     return docker("version", "--format", "{{.Server.Version}}", check=False) or "unknown"
+
+
+def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    ids = docker("network", "ls", "-q").split()
+    networks = json.loads(docker("network", "inspect", *ids)) if ids else []
+    return [
+        ipaddress.ip_network(config["Subnet"])
+        for network in networks
+        for config in (network.get("IPAM") or {}).get("Config") or []
+        if config.get("Subnet")
+    ]
+
+
+def free_subnet(candidates: Sequence[str]) -> str:
+    """The first candidate overlapping no Docker network. A network can outlive its run: Docker
+    20.10 sometimes miscounts endpoints when many containers exit at once and then refuses to
+    remove the network until dockerd restarts."""
+    used = used_subnets()
+    for candidate in candidates:
+        net = ipaddress.ip_network(candidate)
+        if not any(net.overlaps(other) for other in used):
+            return candidate
+    raise DockerError(f"no free subnet for the bench's task network among {', '.join(candidates)}")

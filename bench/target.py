@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import ipaddress
 import os
 import signal
 import subprocess
@@ -26,11 +27,12 @@ from typing import Any
 import requests
 
 from bench.baselines import free_port
-from bench.docker_cli import docker, remove_labelled
+from bench.docker_cli import docker, free_subnet, remove_labelled
 
 FNCTL = str(Path(sys.executable).parent / "fnctl")
 FUNCTIONS_DIR = Path(__file__).parent / "functions"
-TASK_SUBNET = "172.31.236.0/22"
+# The bench's task network takes the first of these that no Docker network overlaps.
+TASK_SUBNETS = tuple(str(n) for n in ipaddress.ip_network("172.31.192.0/19").subnets(new_prefix=22))
 START_TIMEOUT_S = 120.0
 
 
@@ -43,6 +45,7 @@ class Platform:
     data_dir: Path
     port: int
     network: str
+    subnet: str
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     http: requests.Session = field(default_factory=requests.Session)
@@ -63,7 +66,7 @@ class Platform:
         return env | {
             "FNPLAT_DATA_DIR": str(self.data_dir),
             "FNPLAT_TASK_NETWORK": self.network,
-            "FNPLAT_TASK_SUBNET": TASK_SUBNET,
+            "FNPLAT_TASK_SUBNET": self.subnet,
             "FNPLAT_RUNTIME_API_PORT": "0",
             "FNPLAT_CONCURRENCY": "256",
             "FNPLAT_QUEUE_TIMEOUT": "10",
@@ -201,7 +204,10 @@ def renamed_spec(spec: str, name: str) -> str:
 def running_platform(run_id: str) -> Iterator[Platform]:
     with tempfile.TemporaryDirectory(prefix="fnplat-bench-") as tmp:
         platform = Platform(
-            data_dir=Path(tmp).resolve() / "data", port=free_port(), network=f"fnplat-bench-{run_id}"
+            data_dir=Path(tmp).resolve() / "data",
+            port=free_port(),
+            network=f"fnplat-bench-{run_id}",
+            subnet=free_subnet(TASK_SUBNETS),
         )
         try:
             platform.start()

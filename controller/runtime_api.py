@@ -1,8 +1,9 @@
 """The Lambda Runtime API (2018-06-01) that our tasks' runtimes talk to.
 
-One aiohttp listener on the task network's gateway address. A caller is identified only by its
-source address: every task has its own fixed address on the isolated network and no capability
-to spoof another, so a task can only fetch and answer its own invocations.
+One listener on the task network's gateway address (the HTTP layer is runtime_http.py). A caller
+is identified only by its source address: every task has its own fixed address on the isolated
+network and no capability to spoof another, so a task can only fetch and answer its own
+invocations.
 
 This is the hot path: no database, no logging, no allocation that can be avoided per request.
 Status codes and error types follow the AWS Runtime Interface Emulator.
@@ -15,15 +16,19 @@ import secrets
 import time
 from collections.abc import Mapping
 from typing import Protocol
-
-from aiohttp import web
+from urllib.parse import unquote
 
 from fnplat.controller import outcomes
-from fnplat.controller.task import Task
+from fnplat.controller.runtime_http import HttpServer, Pending, Reply, Request
+from fnplat.controller.task import Invocation, Task
 from fnplat.domain import RESPONSE_PAYLOAD_LIMIT
 
 PREFIX = "/2018-06-01"
-ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"  # request header names arrive lower-cased
+NEXT = f"{PREFIX}/runtime/invocation/next"
+INVOCATION = f"{PREFIX}/runtime/invocation/"  # + {request_id}/response | {request_id}/error
+INIT_ERROR = f"{PREFIX}/runtime/init/error"
+PING = f"{PREFIX}/ping"
 
 _JSON = "application/json"
 _ACCEPTED = b'{"status":"OK"}'
@@ -47,8 +52,19 @@ class RuntimeHooks(Protocol):
         ...
 
 
-def _reply(status: int, body: bytes) -> web.Response:
-    return web.Response(status=status, body=body, content_type=_JSON)
+def _reply(status: int, body: bytes) -> Reply:
+    return Reply(status, body)
+
+
+_ACCEPTED_REPLY = _reply(202, _ACCEPTED)
+_FORBIDDEN_REPLY = _reply(403, _FORBIDDEN)
+_BAD_STATE_REPLY = _reply(403, _BAD_STATE)
+_BAD_ID_REPLY = _reply(400, _BAD_ID)
+_STOPPING_REPLY = _reply(500, _STOPPING)
+_TOO_LARGE_REPLY = _reply(413, _TOO_LARGE)
+_PONG = Reply(200, b"pong", content_type="text/plain")
+_NOT_FOUND = _reply(404, b'{"errorMessage":"No such Runtime API path","errorType":"NotFound"}')
+_NOT_ALLOWED = _reply(405, b'{"errorMessage":"Method not allowed","errorType":"MethodNotAllowed"}')
 
 
 def _trace_id() -> str:
@@ -63,136 +79,126 @@ class RuntimeApi:
         self._tasks = tasks_by_ip
         self._hooks = hooks
 
-    def app(self) -> web.Application:
-        # client_max_size: read() refuses bodies over Lambda's response limit with 413.
-        app = web.Application(client_max_size=RESPONSE_PAYLOAD_LIMIT)
-        app.router.add_get(f"{PREFIX}/runtime/invocation/next", self.next_invocation)
-        app.router.add_post(f"{PREFIX}/runtime/invocation/{{request_id}}/response", self.invocation_response)
-        app.router.add_post(f"{PREFIX}/runtime/invocation/{{request_id}}/error", self.invocation_error)
-        app.router.add_post(f"{PREFIX}/runtime/init/error", self.init_error)
-        app.router.add_get(f"{PREFIX}/ping", self.ping)
-        return app
+    def __call__(self, request: Request, peer: str) -> Reply | Pending:
+        path, method = request.path, request.method
+        if path == NEXT:
+            return self.next_invocation(peer) if method == "GET" else _NOT_ALLOWED
+        if path.startswith(INVOCATION):
+            request_id, _, action = path[len(INVOCATION) :].rpartition("/")
+            if action not in ("response", "error") or not request_id or "/" in request_id:
+                return _NOT_FOUND
+            if method != "POST":
+                return _NOT_ALLOWED
+            request_id = unquote(request_id) if "%" in request_id else request_id
+            if action == "response":
+                return self.invocation_response(request, peer, request_id)
+            return self.invocation_error(request, peer, request_id)
+        if path == INIT_ERROR:
+            return self.init_error(request, peer) if method == "POST" else _NOT_ALLOWED
+        if path == PING:
+            return _PONG if method == "GET" else _NOT_ALLOWED
+        return _NOT_FOUND
 
-    async def ping(self, request: web.Request) -> web.Response:
-        return web.Response(text="pong")
-
-    async def next_invocation(self, request: web.Request) -> web.Response:
-        task = self._tasks.get(request.remote or "")
+    def next_invocation(self, peer: str) -> Reply | Pending:
+        task = self._tasks.get(peer)
         if task is None:
-            return _reply(403, _FORBIDDEN)
+            return _FORBIDDEN_REPLY
         if task.ready_at is None:
             self._hooks.on_first_next(task)
         invocation = task.current
-        if invocation is None:
-            if task.next_waiter is not None and not task.next_waiter.done():
-                return _reply(403, _BAD_STATE)  # one `next` at a time per task
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            task.next_waiter = waiter
-            try:
-                await waiter  # long poll: no server-side timeout, as Lambda
-            finally:
-                if task.next_waiter is waiter:
-                    task.next_waiter = None
-            invocation = task.current
-            if invocation is None or self._tasks.get(request.remote or "") is not task:
-                return _reply(500, _STOPPING)
-        elif invocation.delivered:
-            return _reply(403, _BAD_STATE)  # `next` again without answering the current event
+        if invocation is not None:
+            if invocation.delivered:
+                return _BAD_STATE_REPLY  # `next` again without answering the current event
+            return self._deliver(invocation)
+        if task.next_waiter is not None and not task.next_waiter.done():
+            return _BAD_STATE_REPLY  # one `next` at a time per task
+        # Long poll: no server-side timeout, as Lambda.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task.next_waiter = waiter
+
+        def resume() -> Reply:
+            if task.next_waiter is waiter:
+                task.next_waiter = None
+            current = task.current
+            if current is None or self._tasks.get(peer) is not task:
+                return _STOPPING_REPLY
+            if current.delivered:
+                return _BAD_STATE_REPLY
+            return self._deliver(current)
+
+        def abandon() -> None:
+            if task.next_waiter is waiter:
+                task.next_waiter = None
+            waiter.cancel()
+
+        return Pending(waiter, resume, abandon)
+
+    @staticmethod
+    def _deliver(invocation: Invocation) -> Reply:
         invocation.delivered = True
         event = invocation.request
-        headers = {
-            "Lambda-Runtime-Aws-Request-Id": event.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": event.invoked_function_arn,
-            "Lambda-Runtime-Trace-Id": event.trace_id or _trace_id(),
-            "Content-Type": _JSON,
-        }
+        headers = [
+            ("Lambda-Runtime-Aws-Request-Id", event.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", event.invoked_function_arn),
+            ("Lambda-Runtime-Trace-Id", event.trace_id or _trace_id()),
+        ]
         if event.client_context:
-            headers["Lambda-Runtime-Client-Context"] = event.client_context
-        return web.Response(body=event.payload, headers=headers)
+            headers.append(("Lambda-Runtime-Client-Context", event.client_context))
+        return Reply(200, event.payload, tuple(headers))
 
-    def _invocation_of(self, request: web.Request) -> tuple[Task | None, web.Response | None]:
-        """The calling task if it may answer the request id in the path, else the refusal."""
-        task = self._tasks.get(request.remote or "")
+    def _caller_of(self, peer: str, request_id: str) -> tuple[Task | None, Reply | None]:
+        """The calling task if it may answer `request_id`, else the refusal."""
+        task = self._tasks.get(peer)
         if task is None:
-            return None, _reply(403, _FORBIDDEN)
+            return None, _FORBIDDEN_REPLY
         invocation = task.current
         if invocation is None or not invocation.delivered:
-            return None, _reply(403, _BAD_STATE)  # nothing in flight for this task
-        if request.match_info["request_id"] != invocation.request.request_id:
-            return None, _reply(400, _BAD_ID)
+            return None, _BAD_STATE_REPLY  # nothing in flight for this task
+        if request_id != invocation.request.request_id:
+            return None, _BAD_ID_REPLY
         return task, None
 
-    async def invocation_response(self, request: web.Request) -> web.Response:
-        task, refusal = self._invocation_of(request)
-        if task is None:
-            return refusal or _reply(403, _BAD_STATE)
-        invocation = task.current
-        declared = request.content_length
-        oversize = declared if declared is not None and declared > RESPONSE_PAYLOAD_LIMIT else None
-        body = b""
-        if oversize is None:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                oversize = RESPONSE_PAYLOAD_LIMIT + 1  # a chunked body without a declared length
-        if task.current is not invocation or invocation is None:
-            return _reply(403, _BAD_STATE)  # finished meanwhile (deadline, exit) while we read
-        if oversize is not None:
+    def invocation_response(self, request: Request, peer: str, request_id: str) -> Reply:
+        task, refusal = self._caller_of(peer, request_id)
+        if task is None or task.current is None:
+            return refusal or _BAD_STATE_REPLY
+        if request.oversize is not None:
             # The runtime is told and the caller gets Function.ResponseSizeTooLarge; the task is
             # replaced, as runtimes exit on a refused POST.
-            task.complete(outcomes.response_too_large(invocation, oversize), unhealthy=True)
-            return _reply(413, _TOO_LARGE)
-        task.complete(outcomes.success(invocation, body))
-        return _reply(202, _ACCEPTED)
+            task.complete(outcomes.response_too_large(task.current, request.oversize), unhealthy=True)
+            return _TOO_LARGE_REPLY
+        task.complete(outcomes.success(task.current, request.body))
+        return _ACCEPTED_REPLY
 
-    async def invocation_error(self, request: web.Request) -> web.Response:
-        task, refusal = self._invocation_of(request)
-        if task is None:
-            return refusal or _reply(403, _BAD_STATE)
-        invocation = task.current
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            body = b""  # an oversized error body: keep the type from the header
-        if task.current is not invocation or invocation is None:
-            return _reply(403, _BAD_STATE)
-        task.complete(outcomes.function_error(invocation, body, request.headers.get(ERROR_TYPE_HEADER)))
-        return _reply(202, _ACCEPTED)
+    def invocation_error(self, request: Request, peer: str, request_id: str) -> Reply:
+        task, refusal = self._caller_of(peer, request_id)
+        if task is None or task.current is None:
+            return refusal or _BAD_STATE_REPLY
+        # An oversized error body: keep the type from the header.
+        body = b"" if request.oversize is not None else request.body
+        task.complete(outcomes.function_error(task.current, body, request.headers.get(ERROR_TYPE_HEADER)))
+        return _ACCEPTED_REPLY
 
-    async def init_error(self, request: web.Request) -> web.Response:
-        task = self._tasks.get(request.remote or "")
+    def init_error(self, request: Request, peer: str) -> Reply:
+        task = self._tasks.get(peer)
         if task is None:
-            return _reply(403, _FORBIDDEN)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            body = b""
+            return _FORBIDDEN_REPLY
+        body = b"" if request.oversize is not None else request.body
         if not self._hooks.on_init_error(task, body, request.headers.get(ERROR_TYPE_HEADER)):
-            return _reply(403, _BAD_STATE)
-        return _reply(202, _ACCEPTED)
+            return _BAD_STATE_REPLY
+        return _ACCEPTED_REPLY
 
 
 class RuntimeApiServer:
     """Binds the Runtime API on one address; port 0 picks a free port (read it back from start())."""
 
     def __init__(self, api: RuntimeApi) -> None:
-        self._api = api
-        self._runner: web.AppRunner | None = None
+        # The largest body a runtime may post is Lambda's response limit; past it, 413.
+        self._http = HttpServer(api, max_body=RESPONSE_PAYLOAD_LIMIT)
 
     async def start(self, host: str, port: int) -> int:
-        # Long polls are open while we shut down: do not wait the default minute for them.
-        runner = web.AppRunner(self._api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        self._runner = runner
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        for address in runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                return int(address[1])
-        raise RuntimeError("the Runtime API listener has no bound address")
+        return await self._http.start(host, port)
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._http.close()

@@ -98,8 +98,8 @@ def _client_context(value: str | None) -> str | None:
     if len(value) > CLIENT_CONTEXT_LIMIT:
         raise InvalidParameter(f"X-Amz-Client-Context must be at most {CLIENT_CONTEXT_LIMIT} bytes")
     try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        json.loads(decoded)
+        parsed = json.loads(base64.b64decode(value, validate=True).decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidParameter("X-Amz-Client-Context must be base64-encoded JSON") from None
-    return decoded
+    # It travels to the runtime as a header value: compact JSON has no line breaks.
+    return json.dumps(parsed, separators=(",", ":"))

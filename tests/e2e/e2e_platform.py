@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from docker_subnets import E2E_SUBNETS, free_subnets
 
 FNCTL = str(Path(sys.executable).parent / "fnctl")
-E2E_SUBNET = "172.31.240.0/22"  # our own task bridge; distinct from the default and other tests' subnets
 
 
 def free_port() -> int:
@@ -32,6 +32,7 @@ class Platform:
     data_dir: Path
     port: int
     env: dict[str, str]
+    subnet: str  # of its task network
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
 
@@ -108,9 +109,14 @@ def _remove_test_resources(instance_network: str) -> None:
 
 
 @contextlib.contextmanager
-def running_platform(data_dir: Path, subnet: str, **extra_env: str) -> Iterator[Platform]:
-    """`fnctl up` on its own data dir, task network and subnet; stopped and cleaned up afterwards."""
+def running_platform(data_dir: Path, **extra_env: str) -> Iterator[Platform]:
+    """`fnctl up` on its own data dir, task network and a free subnet; stopped and cleaned up
+    afterwards."""
     network = f"fnplat-e2e-{uuid.uuid4().hex[:8]}"
+    try:
+        (subnet,) = free_subnets(E2E_SUBNETS)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     env = {
         k: v
         for k, v in os.environ.items()
@@ -123,7 +129,7 @@ def running_platform(data_dir: Path, subnet: str, **extra_env: str) -> Iterator[
         FNPLAT_RUNTIME_API_PORT="0",
         **extra_env,
     )
-    plat = Platform(data_dir=data_dir, port=free_port(), env=env)
+    plat = Platform(data_dir=data_dir, port=free_port(), env=env, subnet=subnet)
     plat.start()
     try:
         yield plat
@@ -135,6 +141,6 @@ def running_platform(data_dir: Path, subnet: str, **extra_env: str) -> Iterator[
 @pytest.fixture(scope="session")
 def platform(docker_images: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with running_platform(
-        tmp_path_factory.mktemp("fnplat-data"), E2E_SUBNET, FNPLAT_CONCURRENCY="4", FNPLAT_QUEUE_TIMEOUT="0.5"
+        tmp_path_factory.mktemp("fnplat-data"), FNPLAT_CONCURRENCY="4", FNPLAT_QUEUE_TIMEOUT="0.5"
     ) as plat:
         yield plat

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from e2e_platform import E2E_SUBNET, Platform
+from e2e_platform import Platform
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
@@ -38,7 +38,7 @@ def test_a_task_reaches_neither_the_metadata_store_nor_the_gateway(
     platform: Platform, postgres_url: str
 ) -> None:
     postgres = bridge_address_of_port(int(urlparse(postgres_url).port or 0))
-    gateway_ip = str(ipaddress.ip_network(E2E_SUBNET)[1])  # the host's address on the task bridge
+    gateway_ip = str(ipaddress.ip_network(platform.subnet)[1])  # the host's address on the task bridge
     platform.fnctl("deploy", str(PROBE))
     targets = [f"{postgres}:5432", f"{gateway_ip}:{platform.port}"]
     result = platform.invoke("py-probe", {"targets": targets})

@@ -15,7 +15,6 @@ from e2e_platform import running_platform
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
-SUBNET = "172.31.228.0/22"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def database_url(postgres_url: str) -> Iterator[str]:
 def test_deploy_invoke_logs_and_restart_on_postgres(
     docker_images: None, database_url: str, tmp_path: Path
 ) -> None:
-    with running_platform(tmp_path, SUBNET, FNPLAT_DATABASE_URL=database_url) as plat:
+    with running_platform(tmp_path, FNPLAT_DATABASE_URL=database_url) as plat:
         plat.fnctl("deploy", str(REPO / "examples" / "hello-python"))
         response = requests.get(f"{plat.url}/hello/postgres", headers=plat.headers(), timeout=60)
         assert response.status_code == 200, response.text

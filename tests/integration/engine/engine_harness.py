@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import itertools
-import json
 import subprocess
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import docker_subnets
 import pytest
+from docker_subnets import ENGINE_SUBNETS
 
 from fnplat.controller.docker_engine import DockerEngine
 from fnplat.controller.engine import ContainerExit, ContainerHandle, NetworkInfo, TaskDefinition
@@ -28,7 +29,6 @@ BASE_IMAGE = "fnplat/debian:bookworm"
 TEST_LABEL = "fnplat.test-run"
 RUN_ID = uuid.uuid4().hex[:10]
 WAIT_S = 60.0  # generous: two shared cores, other helpers run containers too
-CANDIDATE_SUBNETS = list(ipaddress.IPv4Network("172.31.240.0/21").subnets(new_prefix=24))
 
 
 def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -38,24 +38,12 @@ def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[st
     return result
 
 
-def used_subnets() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    ids = docker_cli("network", "ls", "-q").stdout.split()
-    nets = json.loads(docker_cli("network", "inspect", *ids).stdout) if ids else []
-    return [
-        ipaddress.ip_network(config["Subnet"])
-        for net in nets
-        for config in (net.get("IPAM") or {}).get("Config") or []
-        if config.get("Subnet")
-    ]
-
-
 def free_subnets(count: int) -> list[str]:
-    """Subnets in a range the platform does not use by default, overlapping no existing network."""
-    used = used_subnets()
-    free = [str(net) for net in CANDIDATE_SUBNETS if not any(net.overlaps(other) for other in used)]
-    if len(free) < count:
-        pytest.fail(f"no free test subnets left in 172.31.240.0/21 (used: {used})")
-    return free[:count]
+    """Subnets in the engine tests' range that overlap no existing network."""
+    try:
+        return docker_subnets.free_subnets(ENGINE_SUBNETS, count)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def remove_test_containers() -> None:

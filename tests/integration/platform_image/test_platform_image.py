@@ -13,11 +13,13 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_subnets import E2E_SUBNETS, free_subnets
 
 pytestmark = pytest.mark.docker
 
@@ -27,8 +29,7 @@ IMAGE = "fnplat/platform:latest"
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 # The platform started by the last test gets its own task network, so it never meets the one of a
 # platform that is running on this host for real (fnplat-tasks on 172.31.252.0/22).
-TEST_TASK_NETWORK = "fnplat-test-platform-image"
-TEST_TASK_SUBNET = "172.31.232.0/22"
+TEST_TASK_NETWORK = f"fnplat-test-platform-image-{uuid.uuid4().hex[:8]}"
 TEST_CONTAINER = "fnplat-test-platform-image"
 
 
@@ -227,11 +228,12 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
     data_dir.mkdir()
     data_dir.chmod(0o777)
     port = free_loopback_port()
+    (subnet,) = free_subnets(E2E_SUBNETS)
     command = ["docker", "run", "--name", TEST_CONTAINER, "--network", "host"]
     command += ["-v", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}", "--group-add", str(DOCKER_SOCKET.stat().st_gid)]
     command += ["-v", f"{data_dir}:{data_dir}", "-e", f"FNPLAT_DATA_DIR={data_dir}"]
     command += ["-e", f"FNPLAT_TASK_NETWORK={TEST_TASK_NETWORK}"]
-    command += ["-e", f"FNPLAT_TASK_SUBNET={TEST_TASK_SUBNET}", "-e", "FNPLAT_RUNTIME_API_PORT=0"]
+    command += ["-e", f"FNPLAT_TASK_SUBNET={subnet}", "-e", "FNPLAT_RUNTIME_API_PORT=0"]
     command += [IMAGE, "up", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = OutputLines(process)
@@ -246,7 +248,7 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
         assert healthcheck[0] == "CMD"
         assert docker("exec", TEST_CONTAINER, *healthcheck[1:], check=False).returncode == 0
         network = json.loads(docker("network", "inspect", TEST_TASK_NETWORK).stdout)[0]
-        assert network["IPAM"]["Config"][0]["Subnet"] == TEST_TASK_SUBNET
+        assert network["IPAM"]["Config"][0]["Subnet"] == subnet
         assert (data_dir / "endpoint").read_text().strip() == f"http://127.0.0.1:{port}"
 
         # As PID 1 it still handles SIGTERM: it shuts down cleanly instead of being killed.

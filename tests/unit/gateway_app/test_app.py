@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zipfile
@@ -285,6 +286,23 @@ async def test_invoke_api(harness: Harness) -> None:
     response = await harness.client.post(url, data=b"{}", headers=harness.admin)
     assert response.status == 429
     assert (await response.json())["Reason"]
+
+
+async def test_client_context_reaches_the_runtime_as_one_line_of_json(harness: Harness) -> None:
+    await harness.deploy({"function.yaml": SPEC, "app.py": ""})
+    url = "/2015-03-31/functions/hello/invocations"
+    pretty = json.dumps({"custom": {"a": 1}, "env": {"platform": "x\ny"}}, indent=2)
+    encoded = base64.b64encode(pretty.encode()).decode()
+    headers = {**harness.admin, "X-Amz-Client-Context": encoded}
+    response = await harness.client.post(url, data=b"{}", headers=headers)
+    assert response.status == 200
+    forwarded = harness.invoker.requests[-1].client_context
+    assert forwarded is not None and "\n" not in forwarded  # it becomes a Runtime API header value
+    assert json.loads(forwarded) == json.loads(pretty)
+    for bad in ("not base64!", base64.b64encode(b"{not json").decode(), "A" * 3584):
+        headers = {**harness.admin, "X-Amz-Client-Context": bad}
+        response = await harness.client.post(url, data=b"{}", headers=headers)
+        assert response.status == 400, bad
 
 
 async def test_keys_are_shown_once_scoped_and_revocable(harness: Harness) -> None:
