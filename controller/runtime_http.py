@@ -89,6 +89,14 @@ _BAD_REQUEST = Reply(400, b'{"errorMessage":"Malformed HTTP request","errorType"
 _INTERNAL_ERROR = Reply(500, b'{"errorMessage":"Internal error","errorType":"ServiceException"}')
 
 
+def _encoded(reply: Reply, keep_alive: bool) -> bytes:
+    try:
+        return reply.encode(close=not keep_alive)
+    except ValueError:
+        log.exception("Runtime API reply could not be encoded")
+        return _INTERNAL_ERROR.encode(close=not keep_alive)
+
+
 class HttpConnection(asyncio.Protocol):
     """One runtime's connection."""
 
@@ -103,6 +111,7 @@ class HttpConnection(asyncio.Protocol):
         self._queue: deque[tuple[Request, bool]] = deque()  # (request, keep-alive) parsed, not answered
         self._waiting: Pending | None = None
         self._waiting_keep_alive = True
+        self._out: list[bytes] = []  # encoded replies not written yet
         self._paused = False
         self._closing = False
 
@@ -178,7 +187,13 @@ class HttpConnection(asyncio.Protocol):
 
     # -- answering -----------------------------------------------------------------------------
     def _serve(self) -> None:
-        """Answer queued requests in order until one has to wait."""
+        """Answer queued requests in order until one has to wait.
+
+        Replies are written together when the queue is empty. When a long poll stops the queue,
+        the replies before it are held and go out with its reply: a runtime that pipelined its
+        `next` behind its result reads both anyway, so two packets and two wake-ups become one.
+        A runtime that waits for each answer never has a `next` queued behind its result.
+        """
         while self._queue and self._waiting is None and not self._closing:
             request, keep_alive = self._queue.popleft()
             try:
@@ -191,8 +206,13 @@ class HttpConnection(asyncio.Protocol):
                 self._waiting_keep_alive = keep_alive
                 outcome.future.add_done_callback(self._resume)
                 return
-            self._send(outcome, keep_alive)
-        if self._paused and not self._queue and self._transport is not None and not self._closing:
+            self._out.append(_encoded(outcome, keep_alive))
+            if not keep_alive:
+                self._closing = True
+        self._flush()
+        if self._closing and self._transport is not None:
+            self._transport.close()
+        elif self._paused and not self._queue and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
 
@@ -206,21 +226,16 @@ class HttpConnection(asyncio.Protocol):
         except Exception:
             log.exception("Runtime API long poll failed")
             reply = _INTERNAL_ERROR
-        self._send(reply, keep_alive)
-        self._serve()
-
-    def _send(self, reply: Reply, keep_alive: bool) -> None:
-        if self._transport is None:
-            return
-        try:
-            data = reply.encode(close=not keep_alive)
-        except ValueError:
-            log.exception("Runtime API reply could not be encoded")
-            data = _INTERNAL_ERROR.encode(close=not keep_alive)
-        self._transport.write(data)
+        self._out.append(_encoded(reply, keep_alive))
         if not keep_alive:
             self._closing = True
-            self._transport.close()
+        self._serve()
+
+    def _flush(self) -> None:
+        out = self._out
+        if out and self._transport is not None:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
 
     def _fail(self) -> None:
         if self._transport is not None:

@@ -5,11 +5,12 @@
  * Follows AWS's aws-lambda-ric (3.x, the nodejs18.x generation): handler string and module
  * loading (CommonJS, ES modules), init error types, async and callback handlers with
  * context.succeed/fail/done and callbackWaitsForEmptyEventLoop, the context object, error bodies
- * with `trace`, and the console prefix. No npm dependencies; one keep-alive HTTP connection.
+ * with `trace`, and the console prefix. No npm dependencies; one keep-alive HTTP connection
+ * (a plain socket: the result and the next `next` go out pipelined in one write).
  */
 'use strict';
 
-const http = require('http');
+const net = require('net');
 const path = require('path');
 const fs = require('fs');
 const util = require('util');
@@ -105,62 +106,183 @@ function logInvokeError(error) {
 
 // ------------------------------------------------------------------------------ Runtime API client
 
+/**
+ * Parse one HTTP/1.1 response at the start of `buf`: { status, headers, body, keepAlive, size }
+ * (size: the bytes it took), or null while it is incomplete. Header names are lower-cased.
+ */
+function parseResponse(buf) {
+  const headEnd = buf.indexOf('\r\n\r\n');
+  if (headEnd < 0) return null;
+  const lines = buf.toString('latin1', 0, headEnd).split('\r\n');
+  const statusParts = lines[0].split(' ');
+  if (!statusParts[0].startsWith('HTTP/') || statusParts.length < 2) {
+    throw new Error(`malformed status line from the Runtime API: ${lines[0]}`);
+  }
+  const status = parseInt(statusParts[1], 10);
+  const headers = {};
+  for (let i = 1; i < lines.length; i += 1) {
+    const colon = lines[i].indexOf(':');
+    if (colon > 0) headers[lines[i].slice(0, colon).trim().toLowerCase()] = lines[i].slice(colon + 1).trim();
+  }
+  const keepAlive = (headers.connection || '').toLowerCase() !== 'close' && statusParts[0] !== 'HTTP/1.0';
+  let offset = headEnd + 4;
+  if ((headers['transfer-encoding'] || '').toLowerCase().includes('chunked')) {
+    const chunks = [];
+    for (;;) {
+      const lineEnd = buf.indexOf('\r\n', offset);
+      if (lineEnd < 0) return null;
+      const size = parseInt(buf.toString('latin1', offset, lineEnd).split(';')[0], 16);
+      if (Number.isNaN(size)) throw new Error('malformed chunk size from the Runtime API');
+      offset = lineEnd + 2;
+      if (size === 0) {
+        const trailersEnd = buf.indexOf('\r\n', offset);
+        if (trailersEnd < 0) return null;
+        if (trailersEnd !== offset) {
+          const end = buf.indexOf('\r\n\r\n', offset);
+          if (end < 0) return null;
+          offset = end + 4;
+        } else {
+          offset = trailersEnd + 2;
+        }
+        return { status, headers, body: Buffer.concat(chunks), keepAlive, size: offset };
+      }
+      if (buf.length < offset + size + 2) return null;
+      chunks.push(buf.subarray(offset, offset + size));
+      offset += size + 2;
+    }
+  }
+  const length = headers['content-length'] !== undefined ? parseInt(headers['content-length'], 10) : 0;
+  if (buf.length < offset + length) return null;
+  return { status, headers, body: buf.subarray(offset, offset + length), keepAlive, size: offset + length };
+}
+
+/**
+ * One keep-alive HTTP/1.1 connection to the Runtime API over a plain socket. Requests may be
+ * pipelined: a result and the next `next` go out in one write, and fnplat's Runtime API answers
+ * both in one packet. The socket is unref'd while nothing is in flight, so it never keeps the
+ * event loop alive (callbackWaitsForEmptyEventLoop depends on the loop draining).
+ */
 class RuntimeApiClient {
   constructor(address) {
     const colon = address.lastIndexOf(':');
     if (colon <= 0) throw new Error(`AWS_LAMBDA_RUNTIME_API must be host:port, got ${address}`);
+    this.address = address;
     this.hostname = address.slice(0, colon).replace(/^\[|\]$/g, '');
     this.port = parseInt(address.slice(colon + 1), 10);
-    // Idle keep-alive sockets are unref'd by the agent, so they never keep the event loop alive
-    // (callbackWaitsForEmptyEventLoop depends on the loop draining).
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1, noDelay: true });
+    this.socket = null;
+    this.answered = 0; // responses read on the current socket
+    this.buffer = Buffer.alloc(0);
+    this.inFlight = []; // { payload, resolve, reject, retried, reused } in the order sent
   }
 
-  request(method, resource, body, headers, retried) {
-    return new Promise((resolve, reject) => {
-      const options = {
-        hostname: this.hostname,
-        port: this.port,
-        path: API_PREFIX + resource,
-        method,
-        agent: this.agent,
-        headers: Object.assign({ 'User-Agent': 'fnplat-nodejs/18' }, headers || {}),
-      };
-      if (body !== undefined) options.headers['Content-Length'] = Buffer.byteLength(body);
-      const req = http.request(options, (res) => {
-        const chunks = [];
-        res.on('data', (chunk) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      });
-      req.on('error', (err) => {
-        // A reused keep-alive socket may have been closed by the server just before this request
-        // went out; retrying once on a fresh socket is safe then (the request never arrived).
-        if (req.reusedSocket && !retried && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-          this.request(method, resource, body, headers, true).then(resolve, reject);
-        } else {
-          reject(err);
-        }
-      });
-      req.end(body);
-    });
+  encode(method, resource, body, headers) {
+    const lines = [`${method} ${API_PREFIX}${resource} HTTP/1.1`, `Host: ${this.address}`, 'User-Agent: fnplat-nodejs/18'];
+    const bodyBuffer = body === undefined ? null : Buffer.from(body);
+    if (bodyBuffer) lines.push(`Content-Length: ${bodyBuffer.length}`);
+    for (const [name, value] of Object.entries(headers || {})) lines.push(`${name}: ${value}`);
+    const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+    return bodyBuffer ? Buffer.concat([head, bodyBuffer]) : head;
   }
 
-  async nextInvocation() {
-    const res = await this.request('GET', '/runtime/invocation/next');
-    if (res.status !== 200) throw new Error(`GET next answered ${res.status}: ${res.body.toString().slice(0, 500)}`);
-    return res;
+  /** Send the encoded requests in one write; one promise of a response per request, in order. */
+  send(payloads) {
+    const entries = payloads.map((payload) => ({ payload, retried: false }));
+    const promises = entries.map((entry) => new Promise((resolve, reject) => Object.assign(entry, { resolve, reject })));
+    this.transmit(entries);
+    return promises;
   }
 
-  async post(resource, body, headers) {
-    const res = await this.request('POST', resource, body, Object.assign({ 'Content-Type': 'application/json' }, headers));
-    if (res.status < 200 || res.status > 299) {
-      throw new Error(`POST ${resource} answered ${res.status}: ${res.body.toString().slice(0, 500)}`);
+  transmit(entries) {
+    if (!this.socket) this.connect();
+    const reused = this.answered > 0;
+    for (const entry of entries) entry.reused = reused;
+    this.inFlight.push(...entries);
+    this.socket.ref();
+    this.socket.write(entries.length === 1 ? entries[0].payload : Buffer.concat(entries.map((e) => e.payload)));
+  }
+
+  connect() {
+    const socket = net.connect({ host: this.hostname, port: this.port });
+    socket.setNoDelay(true);
+    this.socket = socket;
+    this.answered = 0;
+    this.buffer = Buffer.alloc(0);
+    socket.on('data', (chunk) => this.onData(socket, chunk));
+    socket.on('error', (err) => this.onBroken(socket, err));
+    socket.on('close', () => this.onBroken(socket, Object.assign(new Error('the Runtime API closed the connection'), { code: 'ECONNRESET' })));
+  }
+
+  onData(socket, chunk) {
+    if (socket !== this.socket) return;
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    for (;;) {
+      let parsed;
+      try {
+        parsed = parseResponse(this.buffer);
+      } catch (err) {
+        this.onBroken(socket, err);
+        return;
+      }
+      if (!parsed) return;
+      this.buffer = this.buffer.subarray(parsed.size);
+      this.answered += 1;
+      const entry = this.inFlight.shift();
+      if (!parsed.keepAlive) {
+        // The server answered this one and hangs up: send the rest again on a new connection.
+        const rest = this.inFlight;
+        this.inFlight = [];
+        this.socket = null;
+        socket.destroy();
+        if (rest.length) this.transmit(rest);
+      } else if (!this.inFlight.length) {
+        socket.unref();
+      }
+      if (entry) entry.resolve({ status: parsed.status, headers: parsed.headers, body: parsed.body });
+      if (socket !== this.socket) return;
     }
   }
 
-  postInvocationResponse(id, bodyString) {
-    return this.post(`/runtime/invocation/${encodeURIComponent(id)}/response`, bodyString);
+  onBroken(socket, err) {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    socket.destroy();
+    const pending = this.inFlight;
+    this.inFlight = [];
+    // A reused keep-alive socket may have been closed by the server just before these requests
+    // went out; resending once on a fresh socket is safe then (they never arrived).
+    const retry = pending.filter((e) => e.reused && !e.retried && (err.code === 'ECONNRESET' || err.code === 'EPIPE'));
+    for (const entry of pending) if (!retry.includes(entry)) entry.reject(err);
+    for (const entry of retry) entry.retried = true;
+    if (retry.length) this.transmit(retry);
+  }
+
+  request(method, resource, body, headers) {
+    return this.send([this.encode(method, resource, body, headers)])[0];
+  }
+
+  async nextInvocation() {
+    return checkNext(await this.request('GET', '/runtime/invocation/next'));
+  }
+
+  async post(resource, body, headers) {
+    checkPost(resource, await this.request('POST', resource, body, postHeaders(headers)));
+  }
+
+  /** POST a result and ask for the next event in one write: { posted, next } promises. */
+  postThenNext(resource, body, headers) {
+    const [postResponse, nextResponse] = this.send([
+      this.encode('POST', resource, body, postHeaders(headers)),
+      this.encode('GET', '/runtime/invocation/next'),
+    ]);
+    return { posted: postResponse.then((res) => checkPost(resource, res)), next: nextResponse.then(checkNext) };
+  }
+
+  respondThenNext(id, bodyString) {
+    return this.postThenNext(`/runtime/invocation/${encodeURIComponent(id)}/response`, bodyString);
+  }
+
+  errorThenNext(id, error) {
+    return this.postThenNext(`/runtime/invocation/${encodeURIComponent(id)}/error`, JSON.stringify(toErrorBody(error)));
   }
 
   postInvocationError(id, error) {
@@ -170,6 +292,21 @@ class RuntimeApiClient {
   postInitError(error) {
     const body = toErrorBody(error);
     return this.post('/runtime/init/error', JSON.stringify(body), { [ERROR_TYPE_HEADER]: body.errorType });
+  }
+}
+
+function postHeaders(headers) {
+  return Object.assign({ 'Content-Type': 'application/json' }, headers);
+}
+
+function checkNext(res) {
+  if (res.status !== 200) throw new Error(`GET next answered ${res.status}: ${res.body.toString().slice(0, 500)}`);
+  return res;
+}
+
+function checkPost(resource, res) {
+  if (res.status < 200 || res.status > 299) {
+    throw new Error(`POST ${resource} answered ${res.status}: ${res.body.toString().slice(0, 500)}`);
   }
 }
 
@@ -278,12 +415,13 @@ class Runtime {
     process.on('beforeExit', () => this.onLoopDrained());
   }
 
-  scheduleNext() {
-    setImmediate(() => this.invokeOnce().catch((err) => fatal(err)));
+  /** Run the next invocation once `next` (a pending `next` response, or none yet) answers. */
+  scheduleNext(next) {
+    setImmediate(() => this.invokeOnce(next).catch((err) => fatal(err)));
   }
 
-  async invokeOnce() {
-    const res = await this.client.nextInvocation();
+  async invokeOnce(next) {
+    const res = await (next || this.client.nextInvocation());
     const id = res.headers['lambda-runtime-aws-request-id'];
     if (!id) throw new Error('invocation id is missing or invalid');
     this.current = id;
@@ -304,9 +442,9 @@ class Runtime {
           'The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a Promise that was never settled.',
         );
         logInvokeError(error);
-        this.finish(this.client.postInvocationError(id, error));
+        this.finish(this.client.errorThenNext(id, error));
       } else {
-        this.finish(this.client.postInvocationResponse(id, 'null'));
+        this.finish(this.client.respondThenNext(id, 'null'));
       }
     };
     try {
@@ -342,7 +480,7 @@ class Runtime {
       if (completed) return;
       completed = true;
       logInvokeError(err);
-      this.finish(this.client.postInvocationError(id, err));
+      this.finish(this.client.errorThenNext(id, err));
     };
     const complete = (result) => {
       if (completed) return;
@@ -354,7 +492,7 @@ class Runtime {
         return;
       }
       completed = true;
-      this.finish(this.client.postInvocationResponse(id, body));
+      this.finish(this.client.respondThenNext(id, body));
     };
     const done = (err, result) => {
       this.onLoopDrained = () => {};
@@ -389,12 +527,13 @@ class Runtime {
     return [once(callback), context, () => { completed = true; }];
   }
 
-  /** After a POST: a refused one is fatal (as AWS's client); otherwise fetch the next event. */
-  finish(posted) {
+  /** After a POST: a refused one is fatal (as AWS's client); otherwise run the next event. */
+  finish({ posted, next }) {
+    next.catch(() => {}); // its failure is reported by invokeOnce, or moot after a refused POST
     posted.then(
       () => {
         this.current = undefined;
-        this.scheduleNext();
+        this.scheduleNext(next);
       },
       (err) => fatal(err),
     );
@@ -453,7 +592,7 @@ async function main() {
   runtime.scheduleNext();
 }
 
-module.exports = { splitHandler, toErrorBody, serialize, packageTypeIsModule, RuntimeApiClient };
+module.exports = { splitHandler, toErrorBody, serialize, packageTypeIsModule, parseResponse, RuntimeApiClient };
 
 if (require.main === module) {
   main().catch(fatal);

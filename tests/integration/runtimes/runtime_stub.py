@@ -7,12 +7,13 @@ invocation error, init error), so tests assert on the exact wire contract of lam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,3 +272,30 @@ class Launcher:
         runtime = RuntimeProcess(process)
         self.started.append(runtime)
         return runtime
+
+
+@contextlib.asynccontextmanager
+async def withholding_api() -> AsyncIterator[tuple[str, asyncio.Future[bytes]]]:
+    """A Runtime API that hands out one event (request id r1), then withholds every answer until
+    the runtime's result *and* its next `next` have arrived, and resolves the future with what
+    came. fnplat's Runtime API answers a result and a pipelined `next` in one packet; a runtime
+    that waited for the result's answer before asking for the next event would hang here."""
+    both_in: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.readuntil(b"\r\n\r\n")
+        assert first.startswith(b"GET /2018-06-01/runtime/invocation/next ")
+        event = b'{"n": 1}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r1\r\nContent-Type: application/json\r\n"
+            b"Lambda-Runtime-Deadline-Ms: %d\r\nContent-Length: %d\r\n\r\n%s"
+            % (int(time.time() * 1000) + 30_000, len(event), event)
+        )
+        both_in.set_result(await reader.readuntil(b"GET /2018-06-01/runtime/invocation/next "))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", both_in
+    finally:
+        server.close()

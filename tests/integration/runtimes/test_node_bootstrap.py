@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from runtime_stub import Launcher, StubRuntimeApi
+from runtime_stub import WAIT_S, Launcher, StubRuntimeApi, withholding_api
 
 ECHO = {
     "index.js": "exports.handler = async (event) => ({ event, trace: process.env._X_AMZN_TRACE_ID || null });"
@@ -347,8 +350,21 @@ async def test_refused_post_is_fatal(stub_api: StubRuntimeApi, launch: Launcher)
     runtime = await launch.node(ECHO, "index.handler")
 
     await stub_api.call({})
+    second = stub_api.invoke({})  # there for the taking: a runtime that went on would run it
     code = await runtime.wait_exit()
 
     assert code != 0
     assert "answered 403" in runtime.output
-    assert stub_api.next_calls == 1
+    assert not stub_api.posted[second].done()
+
+
+async def test_the_result_and_the_next_request_go_out_together(tmp_path: Path) -> None:
+    async with withholding_api() as (address, both_in):
+        launch = Launcher(api=SimpleNamespace(address=address), root=tmp_path)  # type: ignore[arg-type]
+        try:
+            await launch.node(ECHO, "index.handler")
+            sent = await asyncio.wait_for(both_in, WAIT_S)
+        finally:
+            for runtime in launch.started:
+                await runtime.stop()
+    assert sent.startswith(b"POST /2018-06-01/runtime/invocation/r1/response HTTP/1.1\r\n")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fnplat.controller.runtime_http import HttpServer, Pending, Reply, Request
+from fnplat.controller.runtime_http import HttpConnection, HttpServer, Pending, Reply, Request
 
 
 @dataclass
@@ -170,3 +170,53 @@ async def test_a_failing_handler_answers_500_and_keeps_the_connection(
 def test_header_values_with_line_breaks_are_refused() -> None:
     with pytest.raises(ValueError, match="line break"):
         Reply(200, b"", (("X-Injected", "a\r\nSet-Cookie: x"),)).encode(close=False)
+
+
+@dataclass(eq=False)
+class FakeTransport:
+    writes: list[bytes] = field(default_factory=list)
+    closed: bool = False
+
+    def get_extra_info(self, name: str) -> object:
+        return ("10.0.0.2", 4321) if name == "peername" else None
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def connected(handler: EchoHandler) -> tuple[HttpConnection, FakeTransport]:
+    connection = HttpConnection(handler, max_body=1000, registry=set())
+    transport = FakeTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    return connection, transport
+
+
+async def test_replies_before_a_pipelined_long_poll_go_out_with_its_reply() -> None:
+    handler = EchoHandler()
+    connection, transport = connected(handler)
+    connection.data_received(
+        b"POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok" b"GET /wait HTTP/1.1\r\n\r\n"
+    )
+    assert transport.writes == []  # the result's reply waits for the long poll's
+    handler.waits[0].set_result(None)
+    await asyncio.sleep(0)  # the future's callbacks run on the next loop turn
+    assert len(transport.writes) == 1
+    assert transport.writes[0].count(b"HTTP/1.1 200 OK") == 2
+    assert transport.writes[0].endswith(b"woken")
+
+
+async def test_a_request_on_its_own_is_answered_at_once() -> None:
+    handler = EchoHandler()
+    connection, transport = connected(handler)
+    connection.data_received(b"POST /result HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+    assert len(transport.writes) == 1 and transport.writes[0].endswith(b"ok")
+    connection.data_received(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+    assert len(transport.writes) == 2  # two pipelined replies, one write
+    assert transport.writes[1].count(b"HTTP/1.1 200 OK") == 2

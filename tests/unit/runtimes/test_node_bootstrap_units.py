@@ -79,3 +79,41 @@ def test_nearest_package_json_decides_module_type(tmp_path: Path) -> None:
     result = node_eval(f"{json.dumps(checks)}.map((d) => b.packageTypeIsModule(d))")
 
     assert result == [True, False, True, False]
+
+
+def parsed(raw: bytes) -> object:
+    """parseResponse on `raw`, as JSON (body as text, or null while incomplete)."""
+    literal = json.dumps(raw.decode("latin-1"))
+    return node_eval(
+        f"(() => {{ const r = b.parseResponse(Buffer.from({literal}, 'latin1')); return r && "
+        "{ status: r.status, headers: r.headers, body: r.body.toString('latin1'), "
+        "keepAlive: r.keepAlive, size: r.size }; })()"
+    )
+
+
+def test_parse_response_with_a_length_and_what_follows_it() -> None:
+    raw = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nX-A: b\r\n\r\nokHTTP/1.1 200 OK\r\n"
+    assert parsed(raw) == {
+        "status": 202,
+        "headers": {"content-length": "2", "x-a": "b"},
+        "body": "ok",
+        "keepAlive": True,
+        "size": raw.index(b"HTTP/1.1 200"),  # the next pipelined response starts here
+    }
+
+
+def test_parse_response_chunked_and_closing() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    raw += b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    result = parsed(raw)
+    assert isinstance(result, dict)
+    assert (result["body"], result["keepAlive"], result["size"]) == ("abcde", False, len(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc",
+     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab"],
+)
+def test_parse_response_waits_for_the_whole_message(raw: bytes) -> None:
+    assert parsed(raw) is None
