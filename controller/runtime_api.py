@@ -12,12 +12,11 @@ Status codes and error types follow the AWS Runtime Interface Emulator.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import unquote
 
+from fnplat import ids
 from fnplat.controller import outcomes
 from fnplat.controller.runtime_http import HttpServer, Pending, Reply, Request
 from fnplat.controller.task import Invocation, Task
@@ -65,11 +64,6 @@ _TOO_LARGE_REPLY = _reply(413, _TOO_LARGE)
 _PONG = Reply(200, b"pong", content_type="text/plain")
 _NOT_FOUND = _reply(404, b'{"errorMessage":"No such Runtime API path","errorType":"NotFound"}')
 _NOT_ALLOWED = _reply(405, b'{"errorMessage":"Method not allowed","errorType":"MethodNotAllowed"}')
-
-
-def _trace_id() -> str:
-    """An X-Ray trace header for invocations that arrived without one."""
-    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
 
 class RuntimeApi:
@@ -141,7 +135,7 @@ class RuntimeApi:
             ("Lambda-Runtime-Aws-Request-Id", event.request_id),
             ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_ms)),
             ("Lambda-Runtime-Invoked-Function-Arn", event.invoked_function_arn),
-            ("Lambda-Runtime-Trace-Id", event.trace_id or _trace_id()),
+            ("Lambda-Runtime-Trace-Id", event.trace_id or ids.trace_id()),
         ]
         if event.client_context:
             headers.append(("Lambda-Runtime-Client-Context", event.client_context))

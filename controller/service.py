@@ -107,7 +107,7 @@ class Controller:
             task = await pool.acquire()
         except TooManyRequests:
             self._metrics.throttles.labels(function.function_name).inc()
-            self._metrics.invocations.labels(function.function_name, "throttled").inc()
+            self._metrics.invocation_done(function.function_name, "throttled")
             raise
         except TaskInitFailed as failed:
             result = replace(failed.result, executed_version=request.executed_version)
@@ -177,13 +177,12 @@ class Controller:
             if result.function_error is None
             else _OUTCOMES.get(result.error_type or "", "function_error")
         )
-        self._metrics.invocations.labels(function.function_name, outcome).inc()
-        self._metrics.invocation_duration.labels(function.function_name).observe(result.duration_ms / 1000.0)
+        self._metrics.invocation_done(function.function_name, outcome, result.duration_ms / 1000.0)
 
     def _init_failure_recorded(self, request: InvocationRequest, result: InvocationResult) -> None:
         self._record(request, time.time(), result, None)
         outcome = _OUTCOMES.get(result.error_type or "", "function_error")
-        self._metrics.invocations.labels(request.function.function_name, outcome).inc()
+        self._metrics.invocation_done(request.function.function_name, outcome)
 
     def _record(
         self,

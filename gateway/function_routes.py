@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 
 from aiohttp import web
 
+from fnplat import ids
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT
 from fnplat.errors import FnplatError, RequestTooLarge, TooManyRequests, Unauthorized
 from fnplat.gateway import responses
@@ -34,7 +34,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if match is None:
         return to_web_response(responses.not_found())
     route = match.route
-    request_id = str(uuid.uuid4())
+    request_id = ids.request_id()
     try:
         if route.auth == "api_key":
             authenticate(request, catalog.keyring, "invoke")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 
 from aiohttp import web
 
+from fnplat import ids
 from fnplat.catalog import Catalog
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT, FunctionVersion
 from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound
@@ -25,7 +25,7 @@ CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64, as Lambda
 
 async def invoke(request: web.Request) -> web.StreamResponse:
     deps = request.app[DEPS]
-    request_id = str(uuid.uuid4())
+    request_id = ids.request_id()
     try:
         authenticate(request, deps.catalog.keyring, "invoke")
         name, qualifier = parse_function_name(request.match_info["name"], request.query.get("Qualifier"))

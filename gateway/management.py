@@ -15,6 +15,7 @@ from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound, U
 from fnplat.gateway.auth import authenticate
 from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS, GatewayDeps
+from fnplat.gateway.observed import observed
 from fnplat.gateway.responses import aws_error
 from fnplat.gateway.webresponse import to_web_response
 from fnplat.security import generate_api_key
@@ -28,6 +29,7 @@ ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/oct
 def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]) -> Handler:
     """Wrap a handler: admin key required, every FnplatError rendered as one AWS-style error body."""
 
+    @observed("management")
     async def wrapped(request: web.Request) -> web.StreamResponse:
         deps = request.app[DEPS]
         try:

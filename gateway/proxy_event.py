@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import time
@@ -90,13 +91,18 @@ def is_text_content_type(content_type: str | None) -> bool:
     return major == "application" and minor in _TEXT_APPLICATION_SUBTYPES
 
 
-def format_request_time(now_ms: int) -> str:
-    """`12/Mar/2020:19:03:58 +0000` in UTC, independent of the process locale."""
-    t = time.gmtime(now_ms // 1000)
+@functools.lru_cache(maxsize=4)  # every request of the same second asks for the same text
+def _request_time_of_second(second: int) -> str:
+    t = time.gmtime(second)
     return (
         f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
     )
+
+
+def format_request_time(now_ms: int) -> str:
+    """`12/Mar/2020:19:03:58 +0000` in UTC, independent of the process locale."""
+    return _request_time_of_second(now_ms // 1000)
 
 
 def _domain_prefix(domain_name: str) -> str:

@@ -1,9 +1,13 @@
 """Prometheus metrics of one platform process, on a registry owned by the process (not global).
 
 Every component gets the same `Metrics` object; `/metrics` renders `metrics.registry`.
+The per-request series are updated through `request_done` and `invocation_done`, which keep the
+labelled children: `labels()` takes a lock and hashes its labels on every call.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -54,3 +58,28 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._invocation_counters: dict[tuple[str, str], Any] = {}
+        self._duration_children: dict[str, Any] = {}
+
+    def request_done(self, kind: str, status: int, seconds: float) -> None:
+        """One gateway request of `kind` answered with `status` after `seconds`."""
+        children = self._request_children.get((kind, status))
+        if children is None:
+            children = (self.http_requests.labels(kind, str(status)), self.http_duration.labels(kind))
+            self._request_children[(kind, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def invocation_done(self, function: str, outcome: str, seconds: float | None = None) -> None:
+        """One invocation of `function` ended with `outcome`; `seconds` it ran, when it ran."""
+        counter = self._invocation_counters.get((function, outcome))
+        if counter is None:
+            counter = self.invocations.labels(function, outcome)
+            self._invocation_counters[(function, outcome)] = counter
+        counter.inc()
+        if seconds is not None:
+            duration = self._duration_children.get(function)
+            if duration is None:
+                duration = self._duration_children[function] = self.invocation_duration.labels(function)
+            duration.observe(seconds)

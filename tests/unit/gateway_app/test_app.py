@@ -354,6 +354,24 @@ async def test_health_needs_no_key_and_metrics_needs_one(harness: Harness) -> No
     assert "fnplat_http_requests_total" in await response.text()
 
 
+async def test_requests_are_counted_by_kind_and_status(harness: Harness) -> None:
+    await harness.deploy({"function.yaml": SPEC, "app.py": ""})  # management 201
+    await harness.client.get("/hello/world", headers=harness.admin)  # route 200
+    await harness.client.get("/hello/world")  # route 401
+    await harness.client.post("/2015-03-31/functions/hello/invocations", data=b"{}", headers=harness.admin)
+    await harness.client.get("/healthz")
+    registry = harness.deps.metrics.registry
+
+    def count(kind: str, status: str) -> float:
+        return registry.get_sample_value("fnplat_http_requests_total", {"kind": kind, "status": status}) or 0
+
+    assert count("management", "201") == 1
+    assert (count("route", "200"), count("route", "401")) == (1, 1)
+    assert (count("invoke", "200"), count("other", "200")) == (1, 1)
+    observed = registry.get_sample_value("fnplat_http_request_duration_seconds_count", {"kind": "route"})
+    assert observed == 2
+
+
 async def test_warm_invocations_make_no_database_round_trip(harness: Harness) -> None:
     await harness.deploy({"function.yaml": SPEC, "app.py": ""})
     statements: list[str] = []
