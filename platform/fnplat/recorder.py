@@ -3,8 +3,8 @@
 The controller calls `log()` and `record()` synchronously (an append to a list); a background
 task flushes every `interval` seconds, or sooner when a batch fills, through the backend's
 `TelemetryWriter` (store/telemetry_writers.py: on the loop for SQLite, in a thread for Postgres),
-a slice of rows per transaction. A slice that fails goes back to the front of the queue, so a
-passing store failure loses nothing and writes nothing twice.
+one transaction per `rows_per_write` rows. A transaction that fails goes back to the front of the
+queue, so a passing store failure loses nothing and writes nothing twice.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from fnplat.store.telemetry_writers import TelemetryWriter
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 5.0
-LOOP_PAUSE_FACTOR = 2.0
 
 
 class Recorder:
@@ -88,19 +87,10 @@ class Recorder:
                 while done_events < len(events) or done_records < len(records):
                     some_events = events[done_events : done_events + step]
                     some_records = records[done_records : done_records + step]
-                    started = time.perf_counter()
-                    if self._writer.on_loop:
-                        self._writer.write(some_events, some_records)
-                    else:
-                        await asyncio.to_thread(self._writer.write, some_events, some_records)
+                    await self._writer.write(some_events, some_records)
                     done_events += len(some_events)
                     done_records += len(some_records)
                     self._written_since_checkpoint = True
-                    if self._writer.on_loop:
-                        # A request needs several loop turns; back-to-back slices would delay it by
-                        # one slice per turn. Pausing twice a slice's time between slices keeps the
-                        # writer to a third of the loop and a request to about one slice.
-                        await asyncio.sleep(LOOP_PAUSE_FACTOR * (time.perf_counter() - started))
             except Exception:
                 # Put back what was not written, in front of what arrived meanwhile.
                 self._events[:0] = events[done_events:]
