@@ -33,6 +33,11 @@ def recording(pid: int, out_dir: Path | None, name: str) -> Iterator[None]:
                 "record",
                 "--pid",
                 str(pid),
+                # Sample without stopping the process (stopping ~70 threads 200 times a second
+                # slowed the platform a hundredfold), and only the thread holding the GIL: the
+                # samples then say where the CPU goes.
+                "--nonblocking",
+                "--gil",
                 "--rate",
                 "200",
                 "--format",
