@@ -29,7 +29,6 @@ INVOCATION = f"{PREFIX}/runtime/invocation/"  # + {request_id}/response | {reque
 INIT_ERROR = f"{PREFIX}/runtime/init/error"
 PING = f"{PREFIX}/ping"
 
-_JSON = "application/json"
 _ACCEPTED = b'{"status":"OK"}'
 _FORBIDDEN = b'{"errorMessage":"Unknown caller: not a task of this controller","errorType":"AccessDenied"}'
 _BAD_STATE = b'{"errorMessage":"Invalid state transition","errorType":"InvalidStateTransition"}'
@@ -51,19 +50,15 @@ class RuntimeHooks(Protocol):
         ...
 
 
-def _reply(status: int, body: bytes) -> Reply:
-    return Reply(status, body)
-
-
-_ACCEPTED_REPLY = _reply(202, _ACCEPTED)
-_FORBIDDEN_REPLY = _reply(403, _FORBIDDEN)
-_BAD_STATE_REPLY = _reply(403, _BAD_STATE)
-_BAD_ID_REPLY = _reply(400, _BAD_ID)
-_STOPPING_REPLY = _reply(500, _STOPPING)
-_TOO_LARGE_REPLY = _reply(413, _TOO_LARGE)
+_ACCEPTED_REPLY = Reply(202, _ACCEPTED)
+_FORBIDDEN_REPLY = Reply(403, _FORBIDDEN)
+_BAD_STATE_REPLY = Reply(403, _BAD_STATE)
+_BAD_ID_REPLY = Reply(400, _BAD_ID)
+_STOPPING_REPLY = Reply(500, _STOPPING)
+_TOO_LARGE_REPLY = Reply(413, _TOO_LARGE)
 _PONG = Reply(200, b"pong", content_type="text/plain")
-_NOT_FOUND = _reply(404, b'{"errorMessage":"No such Runtime API path","errorType":"NotFound"}')
-_NOT_ALLOWED = _reply(405, b'{"errorMessage":"Method not allowed","errorType":"MethodNotAllowed"}')
+_NOT_FOUND = Reply(404, b'{"errorMessage":"No such Runtime API path","errorType":"NotFound"}')
+_NOT_ALLOWED = Reply(405, b'{"errorMessage":"Method not allowed","errorType":"MethodNotAllowed"}')
 
 
 class RuntimeApi:

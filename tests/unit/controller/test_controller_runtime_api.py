@@ -153,3 +153,24 @@ async def test_a_chunked_oversized_response_is_refused(harness: Harness) -> None
         assert (await response.json())["errorType"] == "RequestEntityTooLarge"
     result = await call
     assert result.error_type == "Function.ResponseSizeTooLarge"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/runtime/nothing", 404),
+        ("POST", "/runtime/invocation/some-id/other", 404),
+        ("POST", "/runtime/invocation//response", 404),
+        ("POST", "/runtime/invocation/next", 405),
+        ("GET", "/runtime/invocation/some-id/response", 405),
+        ("GET", "/runtime/init/error", 405),
+        ("DELETE", "/ping", 405),
+    ],
+)
+async def test_unknown_paths_and_methods_are_refused(
+    harness: Harness, method: str, path: str, status: int
+) -> None:
+    controller = await harness.start()
+    async with client_from("127.0.0.1") as client, client.request(method, url(controller, path)) as response:
+        assert response.status == status
+        assert (await response.json())["errorType"] in ("NotFound", "MethodNotAllowed")
