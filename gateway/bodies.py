@@ -8,6 +8,8 @@ from fnplat.errors import RequestTooLarge
 
 
 async def read_body(request: web.Request, limit: int, what: str) -> bytes:
+    if not request.body_exists:  # most routed requests (GET): nothing to read
+        return b""
     if request.content_length is not None and request.content_length > limit:
         raise RequestTooLarge(f"{what} is {request.content_length} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 from aiohttp import web
 
-from fnplat import ids
+from fnplat import ids, json_codec
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT
 from fnplat.errors import FnplatError, RequestTooLarge, TooManyRequests, Unauthorized
 from fnplat.gateway import responses
@@ -47,7 +46,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             method=request.method,
             raw_path=raw_path,
             raw_query_string=request.query_string,
-            headers=list(request.headers.items()),
+            headers=request.headers.items(),
             body=body,
             route_key=route.route_key,
             path_parameters=match.path_parameters,
@@ -60,7 +59,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         result = await deps.invoker.invoke(
             InvocationRequest(
                 function=version,
-                payload=json.dumps(event, separators=(",", ":")).encode(),
+                payload=json_codec.dumps(event),
                 request_id=request_id,
                 invoked_function_arn=deps.settings.function_arn(route.function_name),
                 executed_version=LATEST,

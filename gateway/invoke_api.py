@@ -8,7 +8,7 @@ import json
 
 from aiohttp import web
 
-from fnplat import ids
+from fnplat import ids, json_codec
 from fnplat.catalog import Catalog
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT, FunctionVersion
 from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound
@@ -76,7 +76,7 @@ async def read_payload(request: web.Request, limit: int) -> bytes:
     if not body.strip():
         return b"{}"
     try:
-        json.loads(body)
+        json_codec.check(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Could not parse request body into json: {exc}") from None
     return body

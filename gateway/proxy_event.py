@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -91,7 +90,7 @@ def is_text_content_type(content_type: str | None) -> bool:
     return major == "application" and minor in _TEXT_APPLICATION_SUBTYPES
 
 
-@functools.lru_cache(maxsize=4)  # every request of the same second asks for the same text
+@lru_cache(maxsize=4)  # every request of the same second asks for the same text
 def _request_time_of_second(second: int) -> str:
     t = time.gmtime(second)
     return (
@@ -114,7 +113,7 @@ def _domain_prefix(domain_name: str) -> str:
     return host.split(".", 1)[0]
 
 
-def _headers_and_cookies(headers: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+def _headers_and_cookies(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
     joined: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in headers:
@@ -150,7 +149,7 @@ def build_http_api_v2_event(
     method: str,
     raw_path: str,
     raw_query_string: str,
-    headers: Sequence[tuple[str, str]],
+    headers: Iterable[tuple[str, str]],
     body: bytes,
     route_key: str,
     path_parameters: Mapping[str, str],
