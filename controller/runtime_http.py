@@ -8,6 +8,11 @@ until the pending future resolves, and the remaining pipelined requests wait beh
 
 Bodies are buffered up to `max_body` bytes; past that the rest is read and dropped and the
 request reaches the handler with `oversize` set, so it can refuse it with its own error.
+
+Its clients run untrusted function code, so what one of them can make the controller hold is
+bounded: request heads (MAX_HEAD_BYTES, else 431 and hang up), queued pipelined requests
+(MAX_PIPELINED, then reading pauses) and connections per source address (MAX_CONNECTIONS_PER_PEER;
+more are closed at once).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import httptools
 log = logging.getLogger(__name__)
 
 MAX_PIPELINED = 16  # requests queued on one connection before we stop reading from it
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers of one request
+MAX_CONNECTIONS_PER_PEER = 8  # a runtime needs one (two while it reconnects)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 
@@ -86,6 +93,9 @@ class _Incoming:
 
 
 _BAD_REQUEST = Reply(400, b'{"errorMessage":"Malformed HTTP request","errorType":"BadRequest"}')
+_HEAD_TOO_LARGE = Reply(
+    431, b'{"errorMessage":"Request head over %d bytes","errorType":"BadRequest"}' % MAX_HEAD_BYTES
+)
 _INTERNAL_ERROR = Reply(500, b'{"errorMessage":"Internal error","errorType":"ServiceException"}')
 
 
@@ -100,10 +110,12 @@ def _encoded(reply: Reply, keep_alive: bool) -> bytes:
 class HttpConnection(asyncio.Protocol):
     """One runtime's connection."""
 
-    def __init__(self, handler: Handler, max_body: int, registry: set[asyncio.Transport]) -> None:
+    def __init__(
+        self, handler: Handler, max_body: int, registry: dict[str, set[asyncio.Transport]]
+    ) -> None:
         self._handler = handler
         self._max_body = max_body
-        self._registry = registry  # the server's open connections, closed at shutdown
+        self._registry = registry  # the server's open connections by peer, closed at shutdown
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._peer = ""
@@ -112,6 +124,9 @@ class HttpConnection(asyncio.Protocol):
         self._waiting: Pending | None = None
         self._waiting_keep_alive = True
         self._out: list[bytes] = []  # encoded replies not written yet
+        # Until a request line is parsed every byte counts against the head limit.
+        self._in_head = True
+        self._head_bytes = 0
         self._paused = False
         self._closing = False
 
@@ -120,23 +135,36 @@ class HttpConnection(asyncio.Protocol):
         # A TCP transport (uvloop's are not registered as asyncio.Transport subclasses).
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
-        self._registry.add(transport)
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
+        same_peer = self._registry.setdefault(self._peer, set())
+        if len(same_peer) >= MAX_CONNECTIONS_PER_PEER:
+            self._closing = True
+            transport.close()
+            return
+        same_peer.add(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._in_head:
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserUpgrade, httptools.HttpParserError):
-            self._fail()  # malformed, or an upgrade we do not speak: answer 400 and hang up
+            self._fail(_BAD_REQUEST)  # malformed, or an upgrade we do not speak: 400, hang up
+            return
+        if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(_HEAD_TOO_LARGE)  # llhttp would buffer an endless header for us
             return
         self._serve()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._transport is not None:
-            self._registry.discard(self._transport)
+        same_peer = self._registry.get(self._peer)
+        if same_peer is not None and self._transport is not None:
+            same_peer.discard(self._transport)
+            if not same_peer:
+                del self._registry[self._peer]
         self._closing = True
         self._queue.clear()
         waiting, self._waiting = self._waiting, None
@@ -146,6 +174,8 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._incoming = _Incoming()
+        self._in_head = True
+        self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._incoming.url += url
@@ -154,6 +184,7 @@ class HttpConnection(asyncio.Protocol):
         self._incoming.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         incoming = self._incoming
         incoming.method = self._parser.get_method().decode("ascii", "replace")
         incoming.keep_alive = self._parser.should_keep_alive()
@@ -237,9 +268,9 @@ class HttpConnection(asyncio.Protocol):
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
 
-    def _fail(self) -> None:
+    def _fail(self, reply: Reply) -> None:
         if self._transport is not None:
-            self._transport.write(_BAD_REQUEST.encode(close=True))
+            self._transport.write(reply.encode(close=True))
             self._transport.close()
         self._closing = True
 
@@ -251,7 +282,7 @@ class HttpServer:
         self._handler = handler
         self._max_body = max_body
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Transport] = set()
+        self._connections: dict[str, set[asyncio.Transport]] = {}
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -264,8 +295,9 @@ class HttpServer:
             return
         self._server.close()
         # Long polls stay open until the runtimes go: close them rather than wait for them.
-        for transport in list(self._connections):
-            transport.close()
+        for transports in list(self._connections.values()):
+            for transport in list(transports):
+                transport.close()
         await self._server.wait_closed()
         self._server = None
 

@@ -4,12 +4,21 @@ limits and bad input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from fnplat.controller.runtime_http import HttpConnection, HttpServer, Pending, Reply, Request
+from fnplat.controller.runtime_http import (
+    MAX_CONNECTIONS_PER_PEER,
+    MAX_HEAD_BYTES,
+    HttpConnection,
+    HttpServer,
+    Pending,
+    Reply,
+    Request,
+)
 
 
 @dataclass
@@ -192,7 +201,7 @@ class FakeTransport:
 
 
 def connected(handler: EchoHandler) -> tuple[HttpConnection, FakeTransport]:
-    connection = HttpConnection(handler, max_body=1000, registry=set())
+    connection = HttpConnection(handler, max_body=1000, registry={})
     transport = FakeTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     return connection, transport
@@ -220,3 +229,59 @@ async def test_a_request_on_its_own_is_answered_at_once() -> None:
     connection.data_received(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
     assert len(transport.writes) == 2  # two pipelined replies, one write
     assert transport.writes[1].count(b"HTTP/1.1 200 OK") == 2
+
+
+async def test_an_endless_request_head_is_cut_off(server: tuple[EchoHandler, int]) -> None:
+    handler, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def flood() -> None:  # a header that never ends, sent until the server hangs up
+        writer.write(b"GET /a HTTP/1.1\r\nX-Flood: ")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"a" * 4096)
+                await writer.drain()
+
+    flooding = asyncio.create_task(flood())
+    status, headers, _ = await read_response(reader)
+    assert (status, headers["connection"]) == (431, "close")
+    await flooding
+    assert handler.seen == []
+    writer.close()
+
+
+async def test_a_large_but_bounded_head_is_fine(server: tuple[EchoHandler, int]) -> None:
+    _, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /a HTTP/1.1\r\nX-Big: " + b"b" * (MAX_HEAD_BYTES // 2) + b"\r\n\r\n")
+    assert (await read_response(reader))[0] == 200
+    writer.close()
+
+
+async def test_connections_per_peer_are_capped(server: tuple[EchoHandler, int]) -> None:
+    _, port = server
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_CONNECTIONS_PER_PEER)]
+    extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await extra_reader.read() == b""  # closed at once, unanswered
+    for reader, writer in connections:  # the first ones still work
+        writer.write(b"GET /a HTTP/1.1\r\n\r\n")
+        assert (await read_response(reader))[0] == 200
+    connections[0][1].close()
+    await connections[0][1].wait_closed()
+    extra_writer.close()
+    for _, writer in connections[1:]:
+        writer.close()
+
+
+async def test_a_head_after_a_large_body_in_the_same_packet_is_not_cut_off(
+    server: tuple[EchoHandler, int],
+) -> None:
+    # What our bootstraps send: a result (here 300 KB) and the next `next` in one write.
+    _, port = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b"r" * 300_000
+    head = b"POST /r HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+    writer.write(head + body + b"GET /b HTTP/1.1\r\n\r\n")
+    assert (await read_response(reader))[2] == b"oversize 300000"
+    assert (await read_response(reader))[0] == 200
+    writer.close()
