@@ -13,9 +13,11 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 from aiohttp import web
 
@@ -299,3 +301,15 @@ async def withholding_api() -> AsyncIterator[tuple[str, asyncio.Future[bytes]]]:
         yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", both_in
     finally:
         server.close()
+
+
+async def sent_after_first_event(root: Path, start: Callable[[Launcher], Awaitable[RuntimeProcess]]) -> bytes:
+    """What a runtime started by `start` sends after its first event, on a withholding_api()."""
+    async with withholding_api() as (address, both_in):
+        launch = Launcher(api=cast(StubRuntimeApi, SimpleNamespace(address=address)), root=root)
+        try:
+            await start(launch)
+            return await asyncio.wait_for(both_in, WAIT_S)
+        finally:
+            for runtime in launch.started:
+                await runtime.stop()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from runtime_stub import WAIT_S, Launcher, StubRuntimeApi, withholding_api
+from runtime_stub import Launcher, StubRuntimeApi, sent_after_first_event
 
 ECHO = {
     "index.js": "exports.handler = async (event) => ({ event, trace: process.env._X_AMZN_TRACE_ID || null });"
@@ -359,12 +357,5 @@ async def test_refused_post_is_fatal(stub_api: StubRuntimeApi, launch: Launcher)
 
 
 async def test_the_result_and_the_next_request_go_out_together(tmp_path: Path) -> None:
-    async with withholding_api() as (address, both_in):
-        launch = Launcher(api=SimpleNamespace(address=address), root=tmp_path)  # type: ignore[arg-type]
-        try:
-            await launch.node(ECHO, "index.handler")
-            sent = await asyncio.wait_for(both_in, WAIT_S)
-        finally:
-            for runtime in launch.started:
-                await runtime.stop()
+    sent = await sent_after_first_event(tmp_path, lambda launch: launch.node(ECHO, "index.handler"))
     assert sent.startswith(b"POST /2018-06-01/runtime/invocation/r1/response HTTP/1.1\r\n")
