@@ -1,11 +1,33 @@
-"""Settings of one platform process, from defaults, environment variables and CLI flags."""
+"""Settings of one platform process, from defaults, environment variables and CLI flags.
+
+Every setting is declared once, as a field of a frozen dataclass with `setting(...)`: its
+default, the `FNPLAT_*` environment variable that overrides it, and one line of help. Groups of
+settings are dataclasses of their own, nested in `Settings`. `Settings.from_env` reads them all,
+and `settings_table()` lists them for the README's configuration table (a test keeps the two in
+step), so a new setting is one declaration, never three edits.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from fnplat.errors import InvalidParameter
+
+T = TypeVar("T")
+
+
+def setting(default: T, env: str | None, help: str) -> T:
+    """A settings field: `default`, overridden by environment variable `env` (None: not settable
+    from the environment), described by `help` (one line, shown in the README table)."""
+    return field(default=default, metadata={"env": env, "help": help})
 
 
 def default_data_dir() -> Path:
@@ -15,29 +37,59 @@ def default_data_dir() -> Path:
 @dataclass(frozen=True, slots=True)
 class ControllerSettings:
     # Runtime API listener: on the task network's gateway address (tasks reach nothing else on the host).
-    runtime_api_port: int = 9001  # 0 = any free port (tests)
-    task_network: str = "fnplat-tasks"
-    task_subnet: str = "172.31.252.0/22"
-    default_concurrency: int = 100  # max tasks per function
-    queue_timeout_s: float = 3.0  # bounded wait when a function is at its concurrency limit, then 429
-    max_queue_length: int = 1000  # waiters per function beyond which requests are throttled at once
-    keep_alive_s: float = 600.0  # idle tasks are reaped after this
-    init_timeout_s: float = 10.0  # a task must ask for its first event within this (Lambda's init limit)
-    task_memory_capacity_mb: int = 0  # 0 = 80 % of the host's memory
-    pids_limit: int = 1024
-    tmp_size_mb: int = 512
-    task_user: str = "993:990"
-    instance_id: str = "local"  # label value that tells our tasks from another controller's
+    runtime_api_port: int = setting(
+        9001, "FNPLAT_RUNTIME_API_PORT", "Runtime API port on the task bridge's gateway address (0 = any)"
+    )
+    task_network: str = setting(
+        "fnplat-tasks", "FNPLAT_TASK_NETWORK", "the isolated bridge network for tasks"
+    )
+    task_subnet: str = setting("172.31.252.0/22", "FNPLAT_TASK_SUBNET", "subnet of that bridge")
+    default_concurrency: int = setting(
+        100, "FNPLAT_CONCURRENCY", "max tasks (concurrent invocations) per function"
+    )
+    queue_timeout_s: float = setting(
+        3.0, "FNPLAT_QUEUE_TIMEOUT", "seconds an invocation waits for a task at the limit before 429"
+    )
+    max_queue_length: int = setting(
+        1000,
+        "FNPLAT_MAX_QUEUE_LENGTH",
+        "invocations waiting per function beyond which calls get 429 at once",
+    )
+    keep_alive_s: float = setting(600.0, "FNPLAT_KEEP_ALIVE", "seconds an idle task is kept warm")
+    init_timeout_s: float = setting(
+        10.0,
+        "FNPLAT_INIT_TIMEOUT",
+        "seconds a task may take to ask for its first event (Lambda's init limit)",
+    )
+    task_memory_capacity_mb: int = setting(
+        0,
+        "FNPLAT_TASK_MEMORY_CAPACITY",
+        "MB of task memory limits handed out before idle tasks are evicted or calls wait"
+        " (0 = 80 % of host memory)",
+    )
+    pids_limit: int = setting(1024, "FNPLAT_TASK_PIDS_LIMIT", "processes and threads per task")
+    tmp_size_mb: int = setting(512, "FNPLAT_TASK_TMP_SIZE", "MB of the writable /tmp of each task")
+    task_user: str = setting("993:990", "FNPLAT_TASK_USER", "numeric uid:gid tasks run as")
+    # Derived from the data dir by from_env (see there), not set directly.
+    instance_id: str = setting("local", None, "label value that tells our tasks from another controller's")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    data_dir: Path = field(default_factory=default_data_dir)
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str | None = None  # None = SQLite in data_dir
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
+    data_dir: Path = field(
+        default_factory=default_data_dir,
+        metadata={
+            "env": "FNPLAT_DATA_DIR",
+            "help": "SQLite database, artifacts, unpacked code, admin key (default ~/.fnplat)",
+        },
+    )
+    host: str = setting("127.0.0.1", "FNPLAT_HOST", "where the gateway listens (loopback by default)")
+    port: int = setting(8080, "FNPLAT_PORT", "the gateway's port")
+    database_url: str | None = setting(
+        None, "FNPLAT_DATABASE_URL", "e.g. postgresql://user:pw@host/db (default: SQLite in the data dir)"
+    )
+    region: str = setting("us-east-1", "FNPLAT_REGION", "region in ARNs and AWS_REGION of tasks")
+    account_id: str = setting("000000000000", "FNPLAT_ACCOUNT_ID", "account id in ARNs")
     controller: ControllerSettings = field(default_factory=ControllerSettings)
 
     @property
@@ -63,32 +115,136 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, data_dir: Path | None = None, port: int | None = None, host: str | None = None
+        cls,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        host: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Defaults, overridden by FNPLAT_* environment variables, overridden by explicit arguments."""
-        env = os.environ
-        data_dir = (data_dir or default_data_dir()).expanduser().resolve()
-        d = ControllerSettings()
-        controller = ControllerSettings(
-            runtime_api_port=int(env.get("FNPLAT_RUNTIME_API_PORT", d.runtime_api_port)),
-            task_network=env.get("FNPLAT_TASK_NETWORK", d.task_network),
-            task_subnet=env.get("FNPLAT_TASK_SUBNET", d.task_subnet),
-            default_concurrency=int(env.get("FNPLAT_CONCURRENCY", d.default_concurrency)),
-            keep_alive_s=float(env.get("FNPLAT_KEEP_ALIVE", d.keep_alive_s)),
-            queue_timeout_s=float(env.get("FNPLAT_QUEUE_TIMEOUT", d.queue_timeout_s)),
-            task_memory_capacity_mb=int(env.get("FNPLAT_TASK_MEMORY_CAPACITY", d.task_memory_capacity_mb)),
-            # Tasks are labelled with an id derived from the data dir, so a restart finds its own
-            # orphans and two platforms with different data dirs never touch each other's tasks.
-            instance_id=hashlib.sha256(str(data_dir).encode()).hexdigest()[:12],
-        )
-        return cls(
-            data_dir=data_dir,
-            host=host or env.get("FNPLAT_HOST", "127.0.0.1"),
-            port=port if port is not None else int(env.get("FNPLAT_PORT", "8080")),
-            database_url=env.get("FNPLAT_DATABASE_URL") or None,
-            controller=controller,
-        )
+        environ = os.environ if env is None else env
+        settings = _from_environment(cls, environ)
+        data_dir = (data_dir or settings.data_dir).expanduser().resolve()
+        overrides: dict[str, Any] = {"data_dir": data_dir}
+        if port is not None:
+            overrides["port"] = port
+        if host is not None:
+            overrides["host"] = host
+        # Tasks are labelled with an id derived from the data dir, so a restart finds its own
+        # orphans and two platforms with different data dirs never touch each other's tasks.
+        instance_id = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+        overrides["controller"] = dataclasses.replace(settings.controller, instance_id=instance_id)
+        return dataclasses.replace(settings, **overrides)
 
     def function_arn(self, name: str, qualifier: str | None = None) -> str:
         arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
         return f"{arn}:{qualifier}" if qualifier else arn
+
+
+# ---- reading and listing the declarations ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SettingDoc:
+    """One row of the configuration table."""
+
+    env: str
+    path: str  # dotted attribute path, e.g. controller.keep_alive_s
+    type_name: str
+    default: str
+    help: str
+
+
+def _parser(annotation: Any) -> tuple[Callable[[str], Any], str, bool]:
+    """(parse, type name, optional) for a field's resolved type."""
+    optional = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) != len(typing.get_args(annotation))
+        if len(args) != 1:
+            raise TypeError(f"unsupported settings type {annotation!r}")
+        annotation = args[0]
+        origin = typing.get_origin(annotation)
+    if annotation is bool:
+        return _parse_bool, "bool", optional
+    if annotation is int:
+        return int, "int", optional
+    if annotation is float:
+        return float, "float", optional
+    if annotation is str:
+        return str, "str", optional
+    if annotation is Path:
+        return lambda text: Path(text).expanduser(), "path", optional
+    if origin is tuple and typing.get_args(annotation)[1:] == (Ellipsis,):
+        return _parse_list, "list", optional
+    raise TypeError(f"unsupported settings type {annotation!r}")
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _walk(cls: type[Any], prefix: str = "") -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        if dataclasses.is_dataclass(annotation):
+            yield from _walk(cast(type[Any], annotation), f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, annotation
+
+
+def _from_environment(cls: type[T], environ: Mapping[str, str]) -> T:
+    values: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cast(Any, cls)):
+        annotation = hints[f.name]
+        if dataclasses.is_dataclass(annotation):
+            values[f.name] = _from_environment(cast(type[Any], annotation), environ)
+            continue
+        name = f.metadata.get("env")
+        if not name or name not in environ:
+            continue
+        parse, type_name, optional = _parser(annotation)
+        raw = environ[name]
+        if optional and raw == "":
+            values[f.name] = None
+            continue
+        try:
+            values[f.name] = parse(raw)
+        except ValueError as exc:
+            raise InvalidParameter(f"{name}={raw!r} is not a valid {type_name}: {exc}") from None
+    return cls(**values)
+
+
+def settings_table() -> list[SettingDoc]:
+    """Every setting that an environment variable can set, in declaration order."""
+    rows = []
+    for path, f, annotation in _walk(Settings):
+        env = f.metadata.get("env")
+        if not env:
+            continue
+        _, type_name, _ = _parser(annotation)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        shown = "" if default is None else str(default)
+        rows.append(SettingDoc(env, path, type_name, shown, str(f.metadata.get("help", ""))))
+    return rows
+
+
+def settings_markdown() -> str:
+    """The README's configuration table (scripts/update-settings-table.py writes it there)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for row in settings_table():
+        default = f"`{row.default}`" if row.default else ""
+        lines.append(f"| `{row.env}` | {default} | {row.help} |")
+    return "\n".join(lines)

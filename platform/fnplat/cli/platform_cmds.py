@@ -1,0 +1,42 @@
+"""fnctl up and down: the one-host platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fnplat.config import Settings
+
+from .common import data_dir_of, data_dir_option
+from .daemon import stop_server
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on (default 8080).")
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1; $FNPLAT_HOST).")
+@data_dir_option
+@click.pass_context
+def up(ctx: click.Context, port: int | None, host: str | None, data_dir: Path | None) -> None:
+    """Run the one-host platform in the foreground until Ctrl-C.
+
+    One process with SQLite and the local Docker engine. Writes the endpoint and an admin key
+    into the data directory for fnctl.
+    """
+    from fnplat.server import serve  # lazy: the server pulls in aiohttp, SQLAlchemy and docker
+
+    serve(Settings.from_env(data_dir=data_dir or data_dir_of(ctx), port=port, host=host))
+
+
+@click.command()
+@data_dir_option
+@click.pass_context
+def down(ctx: click.Context, data_dir: Path | None) -> None:
+    """Stop the platform started by `fnctl up`.
+
+    Sends SIGTERM to the pid in <data dir>/fnplat.pid and waits for the process to exit.
+    """
+    pid = stop_server(data_dir or data_dir_of(ctx))
+    click.echo(f"stopped fnplat (pid {pid})")
+
+
