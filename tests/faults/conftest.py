@@ -11,6 +11,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
-from e2e_platform import platform  # noqa: E402
+from e2e_platform import platform
 
 __all__ = ["platform"]
