@@ -47,7 +47,7 @@ _UNIT_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 
 _RATE_RE = re.compile(r"^rate\(\s*([0-9]+)\s+([a-z]+)\s*\)$")
 _CRON_RE = re.compile(r"^cron\((.*)\)$")
-_AT_RE = re.compile(r"^at\(([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\)$")
+_AT_RE = re.compile(r"^at\(([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\)$")
 # Croniter gives up after this many years without a match; enough to reach AWS's last year.
 _CRONITER_HORIZON_YEARS = MAX_YEAR - 1970 + 1
 
@@ -108,7 +108,8 @@ def _parse(text: str) -> ScheduleExpression:
         at = _AT_RE.match(text)
         if not at:
             raise ValueError("must be at(yyyy-mm-ddThh:mm:ss), e.g. at(2027-01-01T00:00:00)")
-        return AtExpression(datetime.strptime(at.group(1), "%Y-%m-%dT%H:%M:%S"))
+        # datetime() says which part is wrong ("month must be in 1..12"); strptime would not.
+        return AtExpression(datetime(*(int(part) for part in at.groups())))
     raise ValueError("must be rate(value unit), cron(six fields) or at(yyyy-mm-ddThh:mm:ss)")
 
 
