@@ -109,7 +109,8 @@ def _parse(text: str) -> ScheduleExpression:
         if not at:
             raise ValueError("must be at(yyyy-mm-ddThh:mm:ss), e.g. at(2027-01-01T00:00:00)")
         # datetime() says which part is wrong ("month must be in 1..12"); strptime would not.
-        return AtExpression(datetime(*(int(part) for part in at.groups())))
+        year, month, day, hour, minute, second = (int(part) for part in at.groups())
+        return AtExpression(datetime(year, month, day, hour, minute, second))
     raise ValueError("must be rate(value unit), cron(six fields) or at(yyyy-mm-ddThh:mm:ss)")
 
 
