@@ -25,7 +25,9 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PY, NODE = "python3.11", "nodejs18.x"
 
 
-def node(node_id: str, silent_s: float, *, draining: bool = False, runtimes: tuple[str, ...] = (PY, NODE)) -> NodeRecord:
+def node(
+    node_id: str, silent_s: float, *, draining: bool = False, runtimes: tuple[str, ...] = (PY, NODE)
+) -> NodeRecord:
     return NodeRecord(
         node_id=node_id,
         address=f"http://{node_id}:9100",

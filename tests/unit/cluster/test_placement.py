@@ -46,7 +46,11 @@ def test_another_process_with_another_hash_seed_agrees() -> None:
     )
     for seed in ("1", "2"):
         out = subprocess.run(
-            [sys.executable, "-c", code], env={"PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert out.stdout.strip() == ",".join(rank("hello:1", nodes(5)))
 

@@ -33,7 +33,8 @@ def record(**overrides: object) -> bytes:
         "timestamp": WHEN,
     }
     kwargs.update(overrides)
-    return invocation_record(**kwargs)  # type: ignore[arg-type]
+    result: bytes = invocation_record(**kwargs)  # type: ignore[arg-type]
+    return result
 
 
 def test_failure_record_is_byte_exact() -> None:

@@ -28,8 +28,8 @@ PARIS = ZoneInfo("Europe/Paris")
 AFTER = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def nearest_weekday(year: int, month: int, day: int) -> int:

@@ -19,7 +19,7 @@ BASE = "name: report\nruntime: python3.11\nhandler: app.handler\n"
 def spec_error(extra: str) -> str:
     with pytest.raises(SpecError) as caught:
         parse_spec(BASE + textwrap.dedent(extra), "function.yaml")
-    return caught.value.message
+    return str(caught.value.message)
 
 
 def test_spec_without_the_new_keys_is_unchanged() -> None:
