@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from croniter import croniter
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-UTC_ZONE = ZoneInfo("UTC")
 RateUnit = Literal["minute", "hour", "day"]
 _UNIT_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -149,7 +148,7 @@ def next_fire_time(
     expression: ScheduleExpression,
     after: datetime,
     *,
-    tz: ZoneInfo = UTC_ZONE,
+    tz: tzinfo = UTC,
     start: datetime | None = None,
 ) -> datetime | None:
     """The first fire time strictly after `after` (and not before `start`), in UTC; None when the
@@ -161,7 +160,7 @@ def fire_times(
     expression: ScheduleExpression,
     after: datetime,
     *,
-    tz: ZoneInfo = UTC_ZONE,
+    tz: tzinfo = UTC,
     start: datetime | None = None,
 ) -> Iterator[datetime]:
     """Every fire time strictly after `after` (and not before `start`), in order, in UTC."""
@@ -194,7 +193,7 @@ def _rate_times(period: timedelta, after: datetime, anchor: datetime) -> Iterato
         return
 
 
-def _cron_times(fields: CronFields, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+def _cron_times(fields: CronFields, after: datetime, tz: tzinfo) -> Iterator[datetime]:
     wall_after = after.astimezone(tz).replace(tzinfo=None)
     years = fields.years
     if years is not None:
@@ -221,7 +220,7 @@ def _cron_times(fields: CronFields, after: datetime, tz: ZoneInfo) -> Iterator[d
             yield instant
 
 
-def _instant(wall: datetime, tz: ZoneInfo) -> datetime | None:
+def _instant(wall: datetime, tz: tzinfo) -> datetime | None:
     """The UTC instant of a wall-clock time: its first reading when the clocks show it twice,
     None when they skip it."""
     instant = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0: the first of two readings

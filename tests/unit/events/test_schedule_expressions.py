@@ -7,13 +7,16 @@ import calendar
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fnplat.errors import SpecError
 from fnplat.events.schedule_expressions import (
+    EPOCH,
     AtExpression,
     CronExpression,
     RateExpression,
@@ -315,6 +318,13 @@ def test_at_in_the_spring_forward_gap_fires_at_the_shifted_instant() -> None:
     assert fired is not None and fired.astimezone(NEW_YORK).isoformat() == "2026-03-08T03:30:00-04:00"
 
 
+def test_a_wall_time_that_never_exists_never_fires() -> None:
+    # 02:00 on the second Sunday of March is when New York's clocks jump to 03:00, every year.
+    never = parse_schedule_expression("cron(0 2 ? 3 1#2 *)")
+    assert next_fire_time(never, utc(2026, 1, 1), tz=NEW_YORK) is None
+    assert next_fire_time(never, utc(2026, 1, 1)) == utc(2026, 3, 8, 2)  # in UTC it exists
+
+
 def test_paris_noon_is_noon_in_winter_and_summer() -> None:
     assert local_times("cron(0 12 ? * SUN *)", utc(2026, 3, 22), PARIS, 2) == [
         "2026-03-22T12:00:00+01:00",
@@ -437,3 +447,65 @@ def test_known_time_zones(name: str) -> None:
 def test_unknown_time_zones_are_refused(name: object) -> None:
     with pytest.raises(SpecError, match="time zone"):
         parse_timezone(name)  # type: ignore[arg-type]
+
+
+# ---- properties over many expressions and instants around DST changes ------------------------------
+
+ZONES = [
+    ZoneInfo(name) for name in ("America/New_York", "Europe/Paris", "Australia/Lord_Howe", "Asia/Kolkata")
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    minute=st.sampled_from(["0", "30", "0/15", "*/20", "5,35", "59"]),
+    hour=st.sampled_from(["*", "1", "2", "0-3", "*/2", "12"]),
+    days=st.sampled_from([("*", "?"), ("?", "SUN"), ("L", "?"), ("?", "1#2"), ("?", "1L"), ("1W", "?")]),
+    month=st.sampled_from(["*", "MAR,APR,OCT,NOV", "3", "10-11"]),
+    zone=st.sampled_from(ZONES),
+    offset_hours=st.integers(min_value=0, max_value=24 * 365 * 2),
+)
+def test_fire_times_in_any_zone_are_real_increasing_and_never_repeat_a_wall_time(
+    minute: str, hour: str, days: tuple[str, str], month: str, zone: ZoneInfo, offset_hours: int
+) -> None:
+    expression = parse_schedule_expression(f"cron({minute} {hour} {days[0]} {month} {days[1]} *)")
+    after = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=offset_hours)
+    times = list(islice(fire_times(expression, after, tz=zone), 40))
+    if not times:
+        # Only a wall time that the clocks always skip: 02:00 on the second Sunday of March in
+        # New York (the day and hour of the change) never exists, so it never fires.
+        assert next_fire_time(expression, after, tz=zone) is None
+        return
+    assert times[0] > after
+    assert all(a < b for a, b in pairwise(times))
+    walls = [t.astimezone(zone).replace(tzinfo=None) for t in times]
+    assert len(set(walls)) == len(walls)  # a repeated hour does not fire twice
+    for t, wall in zip(times, walls, strict=True):
+        assert wall.second == 0 and wall.microsecond == 0
+        # A real wall time of the zone (not in a gap): it maps back to the same instant.
+        assert wall.replace(tzinfo=zone).astimezone(UTC) == t
+    assert next_fire_time(expression, after, tz=zone) == times[0]
+    if len(times) > 1:
+        assert next_fire_time(expression, times[0], tz=zone) == times[1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.integers(min_value=1, max_value=500),
+    unit=st.sampled_from(["minute", "hour", "day"]),
+    after_s=st.integers(min_value=0, max_value=10**10),
+    start_s=st.one_of(st.none(), st.integers(min_value=0, max_value=10**10)),
+)
+def test_rate_ticks_are_the_anchor_plus_whole_periods(
+    value: int, unit: str, after_s: int, start_s: int | None
+) -> None:
+    expression = parse_schedule_expression(f"rate({value} {unit}{'' if value == 1 else 's'})")
+    assert isinstance(expression, RateExpression)
+    after = EPOCH + timedelta(seconds=after_s)
+    start = None if start_s is None else EPOCH + timedelta(seconds=start_s)
+    first, second = islice(fire_times(expression, after, start=start), 2)
+    anchor = start or EPOCH
+    assert first > after and first >= anchor
+    assert (first - anchor) % expression.period == timedelta(0)
+    assert second - first == expression.period
+    assert first - expression.period <= max(after, anchor - expression.period)
