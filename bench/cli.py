@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shlex
 import signal
@@ -18,7 +19,8 @@ from bench.cold import p3b, p4, p6
 from bench.context import NODE_FN, PYTHON_FN, Context
 from bench.docker_cli import BENCH_LABEL, remove_labelled, server_version
 from bench.memory import memory
-from bench.modes import select_mode
+from bench.modes import Mode, select_mode
+from bench.placement_sim import placement
 from bench.profiling import recording
 from bench.report import Report, Row
 from bench.target import new_run_id, running_platform
@@ -32,6 +34,8 @@ FIGURES: dict[str, Callable[[Context], None]] = {
     "P6": p6,
     "MEM": memory,
 }
+# Figures that need no platform (pure computation): run before it starts, or without it.
+OFFLINE_FIGURES: dict[str, Callable[[Report], None]] = {"PLACE": placement}
 PROFILED = ("P1", "P2")
 
 
@@ -40,7 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer runs and shorter loads (< 2 minutes)")
     parser.add_argument("--runs", type=int, default=None, help="wrk runs per load (default 3, quick 1)")
     parser.add_argument(
-        "--only", default="", help=f"comma-separated figures to run, of {','.join(FIGURES)} (default all)"
+        "--only",
+        default="",
+        help=f"comma-separated figures to run, of {','.join([*FIGURES, *OFFLINE_FIGURES])} (default all)",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     parser.add_argument(
@@ -50,11 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
     wanted = [f.strip() for f in args.only.split(",") if f.strip()]
-    by_upper = {k.upper(): k for k in FIGURES} | {"P3": "P3b"}
+    every = [*FIGURES, *OFFLINE_FIGURES]
+    by_upper = {k.upper(): k for k in every} | {"P3": "P3b"}
     unknown = [f for f in wanted if f.upper() not in by_upper]
     if unknown:
-        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
-    args.figures = [k for k in FIGURES if not wanted or k in {by_upper[f.upper()] for f in wanted}]
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(every)}")
+    args.figures = [k for k in every if not wanted or k in {by_upper[f.upper()] for f in wanted}]
     return args
 
 
@@ -75,9 +82,21 @@ def run(args: argparse.Namespace) -> tuple[Report, bool]:
     mode = select_mode(args.quick, args.runs)
     command = "python -m bench " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "python -m bench"
     report = Report(command.strip(), mode.describe(), machine_facts())
-    run_id = new_run_id()
     failed = False
     started = time.monotonic()
+    platform_figures = [f for f in args.figures if f in FIGURES]
+    if platform_figures:
+        failed = _platform_figures(platform_figures, args, mode, report)
+        report.notes.append(f"functions: {PYTHON_FN} / {NODE_FN} (bench/functions)")
+    for name in [f for f in args.figures if f in OFFLINE_FIGURES]:
+        failed = _figure(name, functools.partial(OFFLINE_FIGURES[name], report), report) or failed
+    report.notes.append(f"whole run {time.monotonic() - started:.0f} s")
+    return report, failed
+
+
+def _platform_figures(names: list[str], args: argparse.Namespace, mode: Mode, report: Report) -> bool:
+    run_id = new_run_id()
+    failed = False
     try:
         with (
             responder(run_id) as floor_url,
@@ -87,21 +106,28 @@ def run(args: argparse.Namespace) -> tuple[Report, bool]:
             plat.deploy("noop-python")
             plat.deploy("noop-node")
             ctx = Context(plat, floor_url, hop_url, mode, report)
-            for name in args.figures:
-                print(f"bench: {name}...", file=sys.stderr, flush=True)
-                try:
+            for name in names:
+
+                def measure(name: str = name) -> None:
                     with recording(plat.pid, args.profile if name in PROFILED else None, name):
                         FIGURES[name](ctx)
-                except Exception as exc:  # one broken figure must not hide the others' numbers
-                    failed = True
-                    traceback.print_exc()
-                    report.add(Row(f"{name}", "ERROR", "", "", "", "ERROR", str(exc).splitlines()[0][:200]))
+
+                failed = _figure(name, measure, report) or failed
     finally:
         remove_labelled(BENCH_LABEL, run_id)
-    report.notes.append(
-        f"functions: {PYTHON_FN} / {NODE_FN} (bench/functions), whole run {time.monotonic() - started:.0f} s"
-    )
-    return report, failed
+    return failed
+
+
+def _figure(name: str, measure: Callable[[], None], report: Report) -> bool:
+    """Run one figure; True when it failed (its row says ERROR)."""
+    print(f"bench: {name}...", file=sys.stderr, flush=True)
+    try:
+        measure()
+    except Exception as exc:  # one broken figure must not hide the others' numbers
+        traceback.print_exc()
+        report.add(Row(f"{name}", "ERROR", "", "", "", "ERROR", str(exc).splitlines()[0][:200]))
+        return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:

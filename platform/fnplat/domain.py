@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
+from fnplat.events.invoke_config import EventInvokeConfig
+from fnplat.events.schedule_spec import ScheduleSpec
+
 RUNTIMES: tuple[str, ...] = ("python3.11", "nodejs18.x", "provided", "image")
 Runtime = Literal["python3.11", "nodejs18.x", "provided", "image"]
 AuthMode = Literal["api_key", "none"]
@@ -60,6 +63,9 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=frozen_map)
     routes: tuple[RouteSpec, ...] = ()
     auth: AuthMode = "api_key"
+    # `async:`; None when function.yaml has no `async:` key (the stored config, if any, stands).
+    event_invoke: EventInvokeConfig | None = None
+    schedules: tuple[ScheduleSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ from fnplat.domain import (
     frozen_map,
 )
 from fnplat.errors import SpecError
+from fnplat.events.invoke_config import EventInvokeConfig, parse_async_block
+from fnplat.events.schedule_spec import ScheduleSpec, parse_schedules
 
 SPEC_FILENAME = "function.yaml"
 
@@ -41,6 +43,8 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "environment",
     "routes",
     "auth",
+    "async",
+    "schedules",
 )
 ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 AUTH_MODES: tuple[str, ...] = ("api_key", "none")
@@ -163,8 +167,9 @@ class _SpecReader:
             if key not in ALLOWED_KEYS:
                 raise self.fail(f"unknown key {_show(key)} (allowed: {', '.join(ALLOWED_KEYS)})")
         runtime = self.runtime()
+        name = self.name()
         return FunctionSpec(
-            name=self.name(),
+            name=name,
             runtime=runtime,
             handler=self.handler(runtime),
             memory=self.bounded_int("memory", MEMORY_MIN_MB, MEMORY_MAX_MB, MEMORY_DEFAULT_MB),
@@ -172,6 +177,8 @@ class _SpecReader:
             environment=self.environment(),
             routes=self.routes(),
             auth=self.auth(),
+            event_invoke=self.event_invoke(name),
+            schedules=self.schedules(),
         )
 
     def required_str(self, key: str) -> str:
@@ -274,6 +281,20 @@ class _SpecReader:
         if value not in AUTH_MODES:
             raise self.fail(f"auth must be one of {', '.join(AUTH_MODES)}, got {_show(value)}")
         return cast(AuthMode, value)
+
+    def event_invoke(self, function_name: str) -> EventInvokeConfig | None:
+        if "async" not in self.doc:
+            return None
+        try:
+            return parse_async_block(self.doc["async"], function_name)
+        except SpecError as exc:
+            raise self.fail(exc.message) from None
+
+    def schedules(self) -> tuple[ScheduleSpec, ...]:
+        try:
+            return parse_schedules(self.doc.get("schedules"))
+        except SpecError as exc:
+            raise self.fail(exc.message) from None
 
 
 def _show(value: object) -> str:

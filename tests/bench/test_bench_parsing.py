@@ -94,7 +94,8 @@ def test_burst_counts_429_and_exceptions_as_failures() -> None:
 
 def test_only_selects_figures_and_rejects_unknown_ones() -> None:
     assert parse_args(["--only", "p1,P3"]).figures == ["P1", "P3b"]
-    assert parse_args([]).figures == ["P1", "P2", "P3b", "P4", "P6", "MEM"]
+    assert parse_args([]).figures == ["P1", "P2", "P3b", "P4", "P6", "MEM", "PLACE"]
+    assert parse_args(["--only", "place"]).figures == ["PLACE"]
     with pytest.raises(SystemExit):
         parse_args(["--only", "P9"])
     with pytest.raises(SystemExit):

@@ -29,6 +29,7 @@ EXPECTED_ROWS = (
     "P6 `fnctl deploy examples/hello-python` -> first 2xx",
     "controller RSS with 0 idle warm tasks",
     "controller RSS with 20 idle warm tasks",
+    "PLACE placement N=64, 10,000 functions",
 )
 
 
