@@ -169,12 +169,17 @@ class JwksCache:
         self.fetches = 0  # attempts, for tests and metrics
 
     async def key(self, kid: str) -> SigningKey | None:
-        """The key for `kid`, refreshing the set when it is stale or the kid is new (rate-limited).
-        Raises JwksUnavailable when no key set was ever loaded."""
+        """The key for `kid`. A new kid (or no key set yet) waits for a fetch: the one in flight,
+        or a new one if the last attempt is older than `min_refresh_interval`. A stale set is
+        refreshed in the background while its keys keep serving. Raises JwksUnavailable when no
+        key set could ever be loaded."""
         now = self._clock()
-        stale = self._loaded_at is None or now - self._loaded_at >= self._max_age
-        if (stale or kid not in self._keys) and self._may_try(now):
-            await self._refresh()
+        in_flight = self._refreshing is not None and not self._refreshing.done()
+        if self._loaded_at is None or kid not in self._keys:
+            if in_flight or self._may_try(now):
+                await asyncio.shield(self._start_refresh())  # shared: one fetch for all who wait
+        elif now - self._loaded_at >= self._max_age and not in_flight and self._may_try(now):
+            self._start_refresh()
         if self._loaded_at is None:
             raise JwksUnavailable("the signing keys of this authorizer cannot be loaded")
         return self._keys.get(kid)
@@ -182,18 +187,13 @@ class JwksCache:
     def _may_try(self, now: float) -> bool:
         return self._tried_at is None or now - self._tried_at >= self._min_interval
 
-    async def _refresh(self) -> None:
+    def _start_refresh(self) -> asyncio.Task[None]:
         if self._refreshing is None or self._refreshing.done():
+            self._tried_at = self._clock()  # now, not when the task first runs: no second start
             self._refreshing = asyncio.get_running_loop().create_task(self._load())
-        task = self._refreshing
-        try:
-            await asyncio.shield(task)  # one fetch for every request waiting on it
-        finally:
-            if task.done() and self._refreshing is task:
-                self._refreshing = None
+        return self._refreshing
 
     async def _load(self) -> None:
-        self._tried_at = self._clock()
         self.fetches += 1
         try:
             keys = parse_jwks(await self._fetch())

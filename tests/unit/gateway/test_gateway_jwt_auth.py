@@ -30,6 +30,8 @@ NOW = 1_700_000_000.0
 ISSUER = "https://idp.example.com/"
 AUDIENCE = "my-api"
 
+pytestmark = pytest.mark.timeout(60)  # a test waiting on a gate fails instead of hanging
+
 
 @pytest.fixture(scope="module")
 def rsa_key() -> rsa.RSAPrivateKey:
@@ -118,6 +120,12 @@ def setup(
     clocks = Clocks()
     verifier, _ = make(source, clocks)
     return verifier, source, clocks
+
+
+async def settle() -> None:
+    """Let ready tasks run (no time passes)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 async def rejected(verifier: JwtVerifier, identity: str | None) -> str:
@@ -405,8 +413,7 @@ async def test_concurrent_first_requests_share_one_fetch(rsa_key: rsa.RSAPrivate
     verifier, _ = make(source, Clocks())
     token = sign(claims(), rsa_key, "r1")
     pending = [asyncio.create_task(verifier.verify(token)) for _ in range(10)]
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await settle()
     source.gate.set()
     await asyncio.gather(*pending)
     assert source.calls == 1
@@ -420,14 +427,46 @@ async def test_stale_keys_are_refreshed_and_kept_when_the_refresh_fails(rsa_key:
     await verifier.verify(token)
     clocks.mono += 3600
     source.fail = True
-    await verifier.verify(token)  # refresh failed: the known key still verifies
+    await verifier.verify(token)  # stale: a refresh starts in the background
+    await settle()
     assert source.calls == 2
-    await verifier.verify(token)  # and no retry within the interval
+    await verifier.verify(token)  # it failed: the known key still verifies, no retry within the interval
+    await settle()
     assert source.calls == 2
     clocks.mono += 60
     source.fail = False
     await verifier.verify(token)
+    await settle()
     assert source.calls == 3
+
+
+async def test_a_stale_set_keeps_serving_while_it_is_refreshed(rsa_key: rsa.RSAPrivateKey) -> None:
+    source = Source(jwks(rsa_jwk(rsa_key, "r1")))
+    clocks = Clocks()
+    verifier, _ = make(source, clocks)
+    token = sign(claims(), rsa_key, "r1")
+    await verifier.verify(token)
+    source.gate = asyncio.Event()  # the IdP hangs
+    clocks.mono += 3600
+    await verifier.verify(token)  # does not wait for the refresh
+    await settle()
+    assert source.calls == 2
+    source.gate.set()
+    await settle()
+
+
+async def test_a_request_during_a_slow_first_load_waits_for_it(rsa_key: rsa.RSAPrivateKey) -> None:
+    source = Source(jwks(rsa_jwk(rsa_key, "r1")))
+    source.gate = asyncio.Event()
+    verifier, _ = make(source, Clocks())
+    token = sign(claims(), rsa_key, "r1")
+    first = asyncio.create_task(verifier.verify(token))
+    await settle()  # the fetch is running (and stuck)
+    second = asyncio.create_task(verifier.verify(token))
+    await settle()
+    source.gate.set()
+    await asyncio.gather(first, second)
+    assert source.calls == 1
 
 
 async def test_no_keys_at_all_is_503_not_401(rsa_key: rsa.RSAPrivateKey) -> None:

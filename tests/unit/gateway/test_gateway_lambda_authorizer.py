@@ -27,6 +27,8 @@ from fnplat.http_config import AUTHORIZATION_HEADER, IdentitySource, LambdaAutho
 
 TOKEN_AND_TENANT = (AUTHORIZATION_HEADER, IdentitySource("querystring", "tenant"))
 
+pytestmark = pytest.mark.timeout(60)  # a test waiting on a gate fails instead of hanging
+
 
 @dataclass
 class View:

@@ -23,6 +23,8 @@ from fnplat.gateway.rate_limits import (
     period_bounds,
 )
 
+pytestmark = pytest.mark.timeout(60)  # a test waiting on a gate fails instead of hanging
+
 
 def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: float = 0) -> float:
     return calendar.timegm((y, mo, d, h, mi, 0)) + s
