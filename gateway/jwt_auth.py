@@ -23,10 +23,12 @@ made-up kids costs at most one fetch per interval. A failed refresh keeps the ke
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -51,6 +53,8 @@ MAX_JWKS_KEYS = 100
 DEFAULT_LEEWAY_S = 30.0
 DEFAULT_MAX_AGE_S = 3600.0
 DEFAULT_MIN_REFRESH_INTERVAL_S = 60.0
+DEFAULT_VERIFIED_TTL_S = 60.0
+DEFAULT_MAX_VERIFIED = 10_000
 _BEARER = "bearer"
 
 
@@ -267,7 +271,14 @@ def granted_scopes(claims: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 class JwtVerifier:
-    """Verifies the tokens of one `JwtAuth` configuration."""
+    """Verifies the tokens of one `JwtAuth` configuration.
+
+    A token that verified is remembered (by its sha256) for `verified_ttl` seconds, never past
+    its own `exp` (plus leeway): a client sends the same token request after request, and
+    checking its signature every time costs 100-200 us where a lookup costs 1. A key removed
+    from the JWKS therefore stops its tokens within `verified_ttl`. Only successes are kept, in
+    a bounded least-recently-used table.
+    """
 
     def __init__(
         self,
@@ -276,11 +287,16 @@ class JwtVerifier:
         *,
         clock: Callable[[], float] = time.time,
         leeway: float = DEFAULT_LEEWAY_S,
+        verified_ttl: float = DEFAULT_VERIFIED_TTL_S,
+        max_verified: int = DEFAULT_MAX_VERIFIED,
     ) -> None:
         self._config = config
         self._keys = keys
         self._clock = clock
         self._leeway = leeway
+        self._verified_ttl = verified_ttl
+        self._max_verified = max_verified
+        self._verified: OrderedDict[bytes, tuple[float, JwtPrincipal]] = OrderedDict()
 
     async def verify(self, identity: str | None) -> JwtPrincipal:
         """The principal of the `Authorization` value; JwtUnauthorized (401) or JwtForbidden (403)."""
@@ -289,6 +305,28 @@ class JwtVerifier:
             raise JwtUnauthorized("no token")
         if len(token) > MAX_TOKEN_LENGTH:
             raise JwtUnauthorized("the token is too long")
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            if self._clock() < remembered[0]:
+                self._verified.move_to_end(digest)
+                return remembered[1]
+            del self._verified[digest]
+        principal = await self._verify(token)
+        self._remember(digest, principal)
+        return principal
+
+    def _remember(self, digest: bytes, principal: JwtPrincipal) -> None:
+        if self._verified_ttl <= 0:
+            return
+        exp = principal.claims["exp"]  # checked: a finite number
+        until = min(self._clock() + self._verified_ttl, float(exp) + self._leeway)
+        self._verified[digest] = (until, principal)
+        self._verified.move_to_end(digest)
+        while len(self._verified) > self._max_verified:
+            self._verified.popitem(last=False)
+
+    async def _verify(self, token: str) -> JwtPrincipal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote, unquote
 
@@ -198,6 +199,7 @@ def canonical_headers(headers: Iterable[tuple[str, str]], signed: Sequence[str])
     return "".join(f"{name}:{','.join(values[name])}\n" for name in signed)
 
 
+@lru_cache(maxsize=1024)  # one derivation per key, day and region instead of four HMACs a request
 def signing_key(secret: bytes, date: str, region: str, service: str) -> bytes:
     key = hmac.new(b"AWS4" + secret, date.encode(), hashlib.sha256).digest()
     for part in (region, service, TERMINATOR):

@@ -105,11 +105,26 @@ class Clocks:
 
 
 def make(
-    source: Source, clocks: Clocks, *, scopes: tuple[str, ...] = (), audience: tuple[str, ...] = (AUDIENCE,)
+    source: Source,
+    clocks: Clocks,
+    *,
+    scopes: tuple[str, ...] = (),
+    audience: tuple[str, ...] = (AUDIENCE,),
+    verified_ttl: float = 0,
+    max_verified: int = 100,
 ) -> tuple[JwtVerifier, JwksCache]:
+    """A verifier; by default without its verified-token memory, so every call verifies in full."""
     cache = JwksCache(source, clock=lambda: clocks.mono, max_age=3600, min_refresh_interval=60)
     config = JwtAuth(issuer=ISSUER, audience=audience, jwks_url="https://idp.example.com/jwks", scopes=scopes)
-    return JwtVerifier(config, cache, clock=lambda: clocks.wall, leeway=30), cache
+    verifier = JwtVerifier(
+        config,
+        cache,
+        clock=lambda: clocks.wall,
+        leeway=30,
+        verified_ttl=verified_ttl,
+        max_verified=max_verified,
+    )
+    return verifier, cache
 
 
 @pytest.fixture
@@ -493,3 +508,71 @@ async def test_a_jwks_without_usable_keys_does_not_replace_good_keys(rsa_key: rs
     source.document = jwks({"kty": "oct", "k": "c2VjcmV0", "kid": "r1"})
     await verifier.verify(token)
     assert await cache.key("r1") is not None
+
+
+# --- verified tokens are remembered -------------------------------------------------------------
+
+
+class CountingDecode:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = jwt.decode
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(jwt, "decode", counted)
+
+
+async def test_a_verified_token_is_remembered_until_the_ttl(
+    rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decode = CountingDecode(monkeypatch)
+    clocks = Clocks()
+    verifier, _ = make(Source(jwks(rsa_jwk(rsa_key, "r1"))), clocks, verified_ttl=60)
+    token = sign(claims(), rsa_key, "r1")
+    first = await verifier.verify("Bearer " + token)
+    assert await verifier.verify(token) is first  # same token, with or without Bearer
+    assert decode.calls == 1
+    clocks.wall += 60
+    await verifier.verify(token)
+    assert decode.calls == 2
+    await verifier.verify(sign(claims(sub="other"), rsa_key, "r1"))  # another token: verified
+    assert decode.calls == 3
+
+
+async def test_a_remembered_token_still_expires(rsa_key: rsa.RSAPrivateKey) -> None:
+    clocks = Clocks()
+    verifier, _ = make(Source(jwks(rsa_jwk(rsa_key, "r1"))), clocks, verified_ttl=3600)
+    token = sign(claims(exp=NOW + 10), rsa_key, "r1")
+    await verifier.verify(token)
+    clocks.wall += 39  # within exp + leeway
+    await verifier.verify(token)
+    clocks.wall += 1
+    assert "expired" in await rejected(verifier, token)
+
+
+async def test_refusals_are_not_remembered(
+    rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decode = CountingDecode(monkeypatch)
+    verifier, _ = make(Source(jwks(rsa_jwk(rsa_key, "r1"))), Clocks(), scopes=("admin",), verified_ttl=60)
+    token = sign(claims(), rsa_key, "r1")
+    for _ in range(2):
+        with pytest.raises(JwtForbidden):
+            await verifier.verify(token)
+    assert decode.calls == 2
+
+
+async def test_the_memory_is_bounded(rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    decode = CountingDecode(monkeypatch)
+    verifier, _ = make(Source(jwks(rsa_jwk(rsa_key, "r1"))), Clocks(), verified_ttl=60, max_verified=2)
+    a, b, c = (sign(claims(sub=name), rsa_key, "r1") for name in "abc")
+    for token in (a, b, a, c):  # c pushes out b, the least recently used
+        await verifier.verify(token)
+    assert decode.calls == 3
+    await verifier.verify(a)
+    assert decode.calls == 3
+    await verifier.verify(b)
+    assert decode.calls == 4
