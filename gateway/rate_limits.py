@@ -24,12 +24,15 @@ background, so requests do not wait for the database; a request waits only when 
 nothing left and the counter still has some. Unused allowance is given back when the gateway
 stops (`UsageLimiter.release_unused`) and is simply dropped when the period ends (the next
 period is another row).
-Tolerance: the counter never grants more than `limit`, so the quota is **never exceeded**. It can
-be under-served while other gateways hold unused allowance: at most `batch_size` per gateway
-(less near the end, since `grant_size` splits what is left among the live gateways), and a
-gateway that dies without giving back strands at most its last batch for the rest of that period.
-So with N gateways a key gets between `limit - batch_size * N` and `limit` requests per period;
-with one gateway, between `limit - batch_size` (a crash) and `limit`.
+Tolerance: the counter never grants more than `limit`, so the quota is **never exceeded** (each
+gateway takes the period from its own clock: keep them NTP-synced, or a gateway ahead starts the
+next period's row early). It can be under-served while other gateways hold allowance they have
+not used: at most H = `batch_size * (1 + low_water)` per gateway (the batch in use plus the one
+leased ahead; less near the end, since `grant_size` splits what is left among live gateways),
+and a gateway that dies without giving back strands at most H for the rest of that period.
+So with N gateways a key gets between `limit - H * (N - 1)` (the others idle with full hands)
+and `limit` while all run, and at worst `limit - H * N` after crashes; with the defaults (100,
+0.25) H is 125.
 
 **Rate: shared out.** Each gateway enforces `rate / N` with a bucket of `ceil(burst / N)`, N being
 the live gateways (`Throttle.share`). With requests spread evenly (round-robin load balancing)
