@@ -125,6 +125,12 @@ class CorsConfig:
     max_age: int | None = None  # seconds; None: no Access-Control-Max-Age header
     allow_credentials: bool = False
 
+    def __post_init__(self) -> None:
+        # Credentialed requests from any host would let every site act as the user: the Fetch
+        # spec forbids `*` with credentials, and echoing every origin instead is the same hole.
+        if self.allow_credentials and any(o == "*" or o.endswith("://*") for o in self.allow_origins):
+            raise ValueError("allowCredentials cannot be true with an origin wildcard matching every host")
+
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:

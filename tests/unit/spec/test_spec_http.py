@@ -323,3 +323,7 @@ def test_config_invariants_hold_without_the_parser() -> None:
         LambdaAuthorizerAuth(function="f", ttl=4000)
     with pytest.raises(ValueError, match="identity source"):
         LambdaAuthorizerAuth(function="f", identity=())
+    for origin in ("*", "https://*", "http://*"):
+        with pytest.raises(ValueError, match="allowCredentials"):
+            CorsConfig(allow_origins=(origin,), allow_credentials=True)
+    assert CorsConfig(allow_origins=("https://*.example.com",), allow_credentials=True).allow_credentials
