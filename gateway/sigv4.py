@@ -97,7 +97,9 @@ class SigV4Identity:
 
 
 @dataclass(frozen=True, slots=True)
-class _Authorization:
+class SigV4Authorization:
+    """The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header."""
+
     access_key_id: str
     date: str
     region: str
@@ -124,7 +126,7 @@ def credential_kind(headers: Mapping[str, str]) -> Literal["api_key", "sigv4"] |
     return None
 
 
-def parse_authorization(value: str) -> _Authorization:
+def parse_authorization(value: str) -> SigV4Authorization:
     """The parts of a SigV4 Authorization header; IncompleteSignature naming what is missing."""
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
@@ -150,7 +152,7 @@ def parse_authorization(value: str) -> _Authorization:
     if not _HEX64_RE.match(signature):
         raise IncompleteSignature("Signature must be 64 lower-case hexadecimal characters")
     access_key_id, date, region, service, terminator = credential
-    return _Authorization(access_key_id, date, region, service, terminator, signed_headers, signature)
+    return SigV4Authorization(access_key_id, date, region, service, terminator, signed_headers, signature)
 
 
 # --- the canonical request (exported for tests and for signing in our own clients) ------------
@@ -292,7 +294,7 @@ class SigV4Verifier:
             raise InvalidSignature(_MISMATCH)
         return SigV4Identity(auth.access_key_id, auth.region, signed_at)
 
-    def _check_scope(self, auth: _Authorization, amz_date: str) -> None:
+    def _check_scope(self, auth: SigV4Authorization, amz_date: str) -> None:
         if auth.terminator != TERMINATOR:
             raise InvalidSignature(
                 f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
