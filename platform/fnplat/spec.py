@@ -29,7 +29,7 @@ from fnplat.domain import (
 )
 from fnplat.errors import SpecError
 from fnplat.http_config import NO_OVERRIDES, HttpConfig, RouteOverrides, stored_auth_mode
-from fnplat.http_spec import AUTH_MODES, parse_http_config, parse_route_item
+from fnplat.http_spec import parse_http_config, parse_route_item
 from fnplat.http_spec import show_value as _show
 
 SPEC_FILENAME = "function.yaml"
@@ -47,7 +47,6 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "payload",
 )
 ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-__all__ = ["ALLOWED_KEYS", "AUTH_MODES", "ROUTE_METHODS", "load_spec", "parse_route", "parse_spec"]
 # Paths the gateway serves itself; a function route there would shadow or be shadowed.
 RESERVED_PATH_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz")
 
@@ -167,16 +166,20 @@ class _SpecReader:
             if key not in ALLOWED_KEYS:
                 raise self.fail(f"unknown key {_show(key)} (allowed: {', '.join(ALLOWED_KEYS)})")
         runtime = self.runtime()
+        name, handler = self.name(), self.handler(runtime)
+        memory = self.bounded_int("memory", MEMORY_MIN_MB, MEMORY_MAX_MB, MEMORY_DEFAULT_MB)
+        timeout = self.bounded_int("timeout", TIMEOUT_MIN_S, TIMEOUT_MAX_S, TIMEOUT_DEFAULT_S)
+        environment = self.environment()
         http = self.http()
         routes = self.routes()
         effective = [route.http.apply(http).auth for route in routes] or [http.auth]
         return FunctionSpec(
-            name=self.name(),
+            name=name,
             runtime=runtime,
-            handler=self.handler(runtime),
-            memory=self.bounded_int("memory", MEMORY_MIN_MB, MEMORY_MAX_MB, MEMORY_DEFAULT_MB),
-            timeout=self.bounded_int("timeout", TIMEOUT_MIN_S, TIMEOUT_MAX_S, TIMEOUT_DEFAULT_S),
-            environment=self.environment(),
+            handler=handler,
+            memory=memory,
+            timeout=timeout,
+            environment=environment,
             routes=routes,
             auth=stored_auth_mode(effective),
             http=http,
