@@ -15,6 +15,7 @@ from typing import Literal
 
 from fnplat.events.invoke_config import EventInvokeConfig
 from fnplat.events.schedule_spec import ScheduleSpec
+from fnplat.http_config import DEFAULT_HTTP_CONFIG, NO_OVERRIDES, HttpConfig, RouteOverrides
 
 RUNTIMES: tuple[str, ...] = ("python3.11", "nodejs18.x", "provided", "image")
 Runtime = Literal["python3.11", "nodejs18.x", "provided", "image"]
@@ -45,6 +46,7 @@ class RouteSpec:
 
     method: str  # upper-case HTTP method or "ANY"; "ANY" for $default
     path: str  # starts with "/", or the literal "$default"
+    http: RouteOverrides = NO_OVERRIDES  # the route's own auth / cors / payload, if any
 
     @property
     def route_key(self) -> str:
@@ -62,10 +64,17 @@ class FunctionSpec:
     timeout: int = TIMEOUT_DEFAULT_S
     environment: Mapping[str, str] = field(default_factory=frozen_map)
     routes: tuple[RouteSpec, ...] = ()
+    # What today's route table stores (fnplat.http_config.stored_auth_mode): `none` only when every
+    # route is open. The full configuration, per route, is `http` + each route's overrides.
     auth: AuthMode = "api_key"
     # `async:`; None when function.yaml has no `async:` key (the stored config, if any, stands).
     event_invoke: EventInvokeConfig | None = None
     schedules: tuple[ScheduleSpec, ...] = ()
+    http: HttpConfig = DEFAULT_HTTP_CONFIG  # function-level auth, cors and payload
+
+    def route_http(self, route: RouteSpec) -> HttpConfig:
+        """The effective auth, CORS and payload format of one of this function's routes."""
+        return route.http.apply(self.http)
 
 
 @dataclass(frozen=True, slots=True)

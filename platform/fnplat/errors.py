@@ -104,3 +104,32 @@ class EngineError(FnplatError):
 
     status = 502
     error_type = "ResourceNotReadyException"
+
+
+# --- AWS Signature Version 4 (fnplat.gateway.sigv4): the error types AWS services answer ---------
+
+
+class IncompleteSignature(FnplatError):
+    """The Authorization header is not a well-formed SigV4 header (a part or the date is missing)."""
+
+    status = 400
+    error_type = "IncompleteSignatureException"
+    kind = "User"
+
+
+class MissingAuthenticationToken(Forbidden):
+    """Neither a key nor a signature was presented."""
+
+    error_type = "MissingAuthenticationTokenException"
+
+
+class UnrecognizedClient(Forbidden):
+    """The access key id is unknown, revoked or has no signing secret."""
+
+    error_type = "UnrecognizedClientException"
+
+
+class InvalidSignature(Forbidden):
+    """The signature does not match, or was made outside the clock-skew window, or for another scope."""
+
+    error_type = "InvalidSignatureException"

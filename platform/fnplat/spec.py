@@ -22,7 +22,6 @@ from fnplat.domain import (
     TIMEOUT_DEFAULT_S,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
-    AuthMode,
     FunctionSpec,
     RouteSpec,
     Runtime,
@@ -31,6 +30,9 @@ from fnplat.domain import (
 from fnplat.errors import SpecError
 from fnplat.events.invoke_config import EventInvokeConfig, parse_async_block
 from fnplat.events.schedule_spec import ScheduleSpec, parse_schedules
+from fnplat.http_config import NO_OVERRIDES, HttpConfig, RouteOverrides, stored_auth_mode
+from fnplat.http_spec import parse_http_config, parse_route_item
+from fnplat.http_spec import show_value as _show
 
 SPEC_FILENAME = "function.yaml"
 
@@ -45,9 +47,10 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "auth",
     "async",
     "schedules",
+    "cors",
+    "payload",
 )
 ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-AUTH_MODES: tuple[str, ...] = ("api_key", "none")
 # Paths the gateway serves itself; a function route there would shadow or be shadowed.
 RESERVED_PATH_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz")
 
@@ -68,13 +71,13 @@ _PARAM_RE = re.compile(r"^\{(" + _PARAM_NAME + r")(\+?)\}$")
 _LITERAL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
 
 
-def parse_route(text: str) -> RouteSpec:
+def parse_route(text: object, http: RouteOverrides = NO_OVERRIDES) -> RouteSpec:
     """Parse `"METHOD /path"` or `"$default"`. Raises SpecError naming the route."""
     if not isinstance(text, str):
         raise SpecError(f"route must be a string like 'GET /items/{{id}}', got {_show(text)}")
     stripped = text.strip()
     if stripped == "$default":
-        return RouteSpec(method="ANY", path="$default")
+        return RouteSpec(method="ANY", path="$default", http=http)
     parts = stripped.split()
     if len(parts) != 2:
         raise SpecError(f"route {text!r} must be 'METHOD /path' or '$default'")
@@ -84,7 +87,7 @@ def parse_route(text: str) -> RouteSpec:
     problem = _path_problem(path)
     if problem:
         raise SpecError(f"route {text!r}: {problem}")
-    return RouteSpec(method=method, path=path)
+    return RouteSpec(method=method, path=path, http=http)
 
 
 def _path_problem(path: str) -> str | None:
@@ -167,16 +170,23 @@ class _SpecReader:
             if key not in ALLOWED_KEYS:
                 raise self.fail(f"unknown key {_show(key)} (allowed: {', '.join(ALLOWED_KEYS)})")
         runtime = self.runtime()
-        name = self.name()
+        name, handler = self.name(), self.handler(runtime)
+        memory = self.bounded_int("memory", MEMORY_MIN_MB, MEMORY_MAX_MB, MEMORY_DEFAULT_MB)
+        timeout = self.bounded_int("timeout", TIMEOUT_MIN_S, TIMEOUT_MAX_S, TIMEOUT_DEFAULT_S)
+        environment = self.environment()
+        http = self.http()
+        routes = self.routes()
+        effective = [route.http.apply(http).auth for route in routes] or [http.auth]
         return FunctionSpec(
             name=name,
             runtime=runtime,
-            handler=self.handler(runtime),
-            memory=self.bounded_int("memory", MEMORY_MIN_MB, MEMORY_MAX_MB, MEMORY_DEFAULT_MB),
-            timeout=self.bounded_int("timeout", TIMEOUT_MIN_S, TIMEOUT_MAX_S, TIMEOUT_DEFAULT_S),
-            environment=self.environment(),
-            routes=self.routes(),
-            auth=self.auth(),
+            handler=handler,
+            memory=memory,
+            timeout=timeout,
+            environment=environment,
+            routes=routes,
+            auth=stored_auth_mode(effective),
+            http=http,
             event_invoke=self.event_invoke(name),
             schedules=self.schedules(),
         )
@@ -259,12 +269,19 @@ class _SpecReader:
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            raise self.fail(f"routes must be a list of 'METHOD /path' strings, got {_show(raw)}")
+            raise self.fail(
+                "routes must be a list of 'METHOD /path' strings or {route: ...} mappings, "
+                f"got {_show(raw)}"
+            )
         routes: list[RouteSpec] = []
         shapes: dict[str, str] = {}
         for index, item in enumerate(raw):
             try:
-                route = parse_route(item)
+                text, overrides = parse_route_item(item, f"routes[{index}]")
+            except SpecError as exc:
+                raise self.fail(exc.message) from exc
+            try:
+                route = parse_route(text, overrides)
             except SpecError as exc:
                 raise self.fail(f"routes[{index}]: {exc.message}") from exc
             shape = _route_shape(route)
@@ -273,14 +290,6 @@ class _SpecReader:
             shapes[shape] = route.route_key
             routes.append(route)
         return tuple(routes)
-
-    def auth(self) -> AuthMode:
-        value = self.doc.get("auth")
-        if value is None:
-            return "api_key"
-        if value not in AUTH_MODES:
-            raise self.fail(f"auth must be one of {', '.join(AUTH_MODES)}, got {_show(value)}")
-        return cast(AuthMode, value)
 
     def event_invoke(self, function_name: str) -> EventInvokeConfig | None:
         if "async" not in self.doc:
@@ -297,18 +306,9 @@ class _SpecReader:
             raise self.fail(exc.message) from None
 
 
-def _show(value: object) -> str:
-    """A value as the user wrote it, with its YAML type when that is the surprise."""
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
+    def http(self) -> HttpConfig:
+        """Function-level `auth`, `cors` and `payload` (fnplat.http_spec)."""
+        try:
+            return parse_http_config(self.doc)
+        except SpecError as exc:
+            raise self.fail(exc.message) from exc

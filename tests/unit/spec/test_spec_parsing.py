@@ -72,7 +72,7 @@ def test_unknown_key_is_named_with_the_allowed_ones() -> None:
         ("memory: yes\n", "memory must be an integer between 128 and 10240, got true (a boolean)"),
         ("timeout: 0\n", "function.yaml: timeout must be an integer between 1 and 900, got 0"),
         ("timeout: 901\n", "timeout must be an integer between 1 and 900, got 901"),
-        ("auth: iam\n", "function.yaml: auth must be one of api_key, none, got 'iam'"),
+        ("auth: iam\n", "function.yaml: auth must be api_key, none, {jwt: {...}} or {authorizer: FUNCTION"),
     ],
 )
 def test_bad_values(extra: str, expected: str) -> None:
@@ -235,11 +235,14 @@ def test_route_errors_in_spec_name_file_and_index() -> None:
     assert message.startswith("function.yaml: routes[1]: route 'GET /v1/x': path prefix /v1 is reserved")
 
 
-def test_routes_must_be_a_list_of_strings() -> None:
-    assert "routes must be a list of 'METHOD /path' strings, got 'GET /a'" in spec_error(
-        BASE + "routes: GET /a\n"
+def test_routes_must_be_a_list_of_strings_or_route_mappings() -> None:
+    assert "routes must be a list of 'METHOD /path' strings or {route: ...} mappings, got 'GET /a'" in (
+        spec_error(BASE + "routes: GET /a\n")
     )
-    assert "routes[0]: route must be a string" in spec_error(BASE + "routes:\n  - {GET: /a}\n")
+    assert "routes[0]: route must be a string" in spec_error(BASE + "routes:\n  - [GET, /a]\n")
+    assert "routes[0]: unknown key 'GET' (allowed: route, auth, cors, payload)" in spec_error(
+        BASE + "routes:\n  - {GET: /a}\n"
+    )
 
 
 @pytest.mark.parametrize(
