@@ -104,3 +104,10 @@ class EngineError(FnplatError):
 
     status = 502
     error_type = "ResourceNotReadyException"
+
+
+class ServiceUnavailable(FnplatError):
+    """A dependency (the metadata store) is unreachable or did not answer in time; retry later."""
+
+    status = 503
+    error_type = "ServiceException"
