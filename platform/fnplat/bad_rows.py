@@ -50,9 +50,7 @@ class StoreFailed(Exception):
     neither written nor unwritten until that thread ends. `written` counts the rows written (or
     rejected) before the failure."""
 
-    def __init__(
-        self, cause: BaseException, unwritten: Batch, in_doubt: Batch | None, written: int
-    ) -> None:
+    def __init__(self, cause: BaseException, unwritten: Batch, in_doubt: Batch | None, written: int) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.cause = cause
         self.unwritten = unwritten

@@ -115,9 +115,7 @@ def settings(**overrides: object) -> TelemetrySettings:
     return dataclasses.replace(TelemetrySettings(), **overrides)  # type: ignore[arg-type]
 
 
-def make(
-    writer: FakeWriter, tmp_path: Path, metrics: Metrics | None = None, **overrides: object
-) -> Recorder:
+def make(writer: FakeWriter, tmp_path: Path, metrics: Metrics | None = None, **overrides: object) -> Recorder:
     write_timeout = overrides.pop("write_timeout", None)
     clock = overrides.pop("clock", None)
     return Recorder(
@@ -371,9 +369,7 @@ async def test_the_line_bound_counts_lines_being_written(tmp_path: Path) -> None
     writer.hang.set()
     await writer.unhung.wait()
     await recorder.flush()
-    assert writer.written_lines() == [f"line {i}" for i in range(4)] + [
-        DROPPED_NOTICE.format(count=2)
-    ]
+    assert writer.written_lines() == [f"line {i}" for i in range(4)] + [DROPPED_NOTICE.format(count=2)]
 
 
 # ---- bad rows ---------------------------------------------------------------------------------------
