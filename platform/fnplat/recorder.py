@@ -104,14 +104,14 @@ class Recorder:
     # ---- the hot path ----------------------------------------------------------------------
 
     def log(self, event: LogEvent) -> None:
-        size = len(event.message) + LINE_OVERHEAD
-        if self._held_line_bytes + size > self._log_backlog_bytes:
-            self._dropped[event.function_name] = self._dropped.get(event.function_name, 0) + 1
-            self._metrics.line_dropped(event.function_name)
+        held = self._held_line_bytes + len(event.message) + LINE_OVERHEAD
+        if held > self._log_backlog_bytes:
+            self._drop(event.function_name)
             return
-        self._held_line_bytes += size
-        self._events.append(event)
-        if len(self._events) >= self._batch_size:
+        self._held_line_bytes = held
+        events = self._events
+        events.append(event)
+        if len(events) >= self._batch_size:
             self._wake.set()
 
     def record(self, record: InvocationRecord) -> None:
@@ -122,6 +122,10 @@ class Recorder:
                 self._wake.set()
             if len(records) > self._record_backlog:
                 self._spill()
+
+    def _drop(self, function_name: str) -> None:
+        self._dropped[function_name] = self._dropped.get(function_name, 0) + 1
+        self._metrics.line_dropped(function_name)
 
     # ---- life ------------------------------------------------------------------------------
 

@@ -49,6 +49,19 @@ def test_records_expire_usage_stays_and_a_removed_function_is_collected(
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     gone, kept = f"gc-gone-{suffix}", f"gc-kept-{suffix}"
+    try:
+        run(tmp_path, gone, kept)
+    finally:  # the image this test built, if collection did not remove it
+        for line in subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"fnplat-fn/{gone}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split():
+            subprocess.run(["docker", "rmi", line], capture_output=True, check=False)
+
+
+def run(tmp_path: Path, gone: str, kept: str) -> None:
     with running_platform(tmp_path / "data") as plat:
         plat.fnctl("deploy", str(copy_function(tmp_path, "hello-image", gone)))
         plat.fnctl("deploy", str(copy_function(tmp_path, "hello-python", kept)))
