@@ -36,7 +36,7 @@ from fnplat.errors import FnplatError
 from fnplat.metrics import Metrics
 from fnplat.packaging import spec_from_zip
 from fnplat.store import retention
-from fnplat.store.calls import run_blocking
+from fnplat.store.calls import start_blocking
 from fnplat.store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,13 @@ class Housekeeper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._running is not None and not self._running.done():
+        running = self._running
+        if running is not None and not running.done():
+            # The retention run stops between two chunks; after CLOSE_WAIT_S its thread is left.
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(asyncio.shield(self._running), CLOSE_WAIT_S)
+                await asyncio.wait_for(asyncio.shield(running), CLOSE_WAIT_S)
+            if not running.done():
+                running.add_done_callback(_retrieve)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -216,9 +220,14 @@ class Housekeeper:
 
     async def _blocking(self, fn: Callable[[], T]) -> T:
         """Run fn on a daemon thread, remembered so close() can wait for it a little."""
-        future: asyncio.Future[T] = asyncio.ensure_future(run_blocking(fn, None))
+        future = start_blocking(fn, name="fnplat-housekeeping")
         self._running = future
-        return await future
+        return await asyncio.shield(future)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _image_tag_in(zip_path: Path, sha: str) -> str | None:

@@ -94,6 +94,7 @@ class Journal:
             return
         data = b"".join(lines)
         if self._active is None:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # open() may not have run
             path = self.directory / f"segment-{self._next_number:012d}.jsonl"
             self._next_number += 1
             self._active = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -174,6 +175,12 @@ class Journal:
         temp = segment.with_suffix(".pos.tmp")
         temp.write_text(f"{offset}\n")
         os.replace(temp, segment.with_suffix(".pos"))
+
+    def recount(self) -> None:
+        """Size the journal from the disk again (after a replay: the running count may drift if
+        someone removed a segment by hand)."""
+        if self.directory.is_dir():
+            self._bytes = sum(p.stat().st_size for p in self.directory.iterdir() if _SEGMENT_RE.match(p.name))
 
     def finish(self, segment: Path) -> None:
         """A segment fully written: remove it and its position."""

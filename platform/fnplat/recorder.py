@@ -41,7 +41,7 @@ from fnplat.config import TelemetrySettings
 from fnplat.domain import InvocationRecord, LogEvent
 from fnplat.journal import Entry, Journal, decode, encode_all
 from fnplat.metrics import Metrics
-from fnplat.store.calls import StoreTimeout, is_row_error, start_blocking
+from fnplat.store.calls import StoreTimeout, is_row_error, run_blocking
 from fnplat.store.telemetry_writers import TelemetryWriter
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 5.0
 LINE_OVERHEAD = 128  # bytes a held line costs besides its text (the object, its list slot)
 REPLAY_CHUNKS_PER_TICK = 8  # then the memory backlog gets its turn
+JOURNAL_SYNC_WAIT_S = 10.0
 DROPPED_NOTICE = "[fnplat] {count} log lines dropped: the log store was unavailable"
 
 RecordSink = Callable[[InvocationRecord], None]
@@ -361,6 +362,7 @@ class Recorder:
                 if not await self._replay_chunk(segment, lines, end):
                     return
                 offset = end
+        self._journal.recount()
 
     async def _replay_chunk(self, segment: Path, lines: list[bytes], end: int) -> bool:
         batch = Batch()
@@ -429,8 +431,9 @@ class Recorder:
             finally:
                 os.close(fd)
 
-        with contextlib.suppress(OSError):
-            await start_blocking(sync, name="fnplat-journal-sync")
+        # Bounded: a disk that hangs an fsync must not stop the writes to the store.
+        with contextlib.suppress(OSError, StoreTimeout):
+            await run_blocking(sync, JOURNAL_SYNC_WAIT_S)
 
     # ---- the store's state, logged when it changes -----------------------------------------
 
