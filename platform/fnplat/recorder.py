@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +50,7 @@ CHECKPOINT_EVERY_S = 5.0
 LINE_OVERHEAD = 128  # bytes a held line costs besides its text (the object, its list slot)
 REPLAY_CHUNKS_PER_TICK = 8  # then the memory backlog gets its turn
 JOURNAL_SYNC_WAIT_S = 10.0
+STOP_WRITING_WAIT_S = 2.0  # a cancelled write on the loop rolls back at its next pause
 DROPPED_NOTICE = "[fnplat] {count} log lines dropped: the log store was unavailable"
 
 RecordSink = Callable[[InvocationRecord], None]
@@ -89,7 +90,6 @@ class Recorder:
         self._records: list[InvocationRecord] = []
         self._held_line_bytes = 0  # lines in memory, in hand and in flight
         self._dropped: dict[str, int] = {}
-        self._in_hand: Batch | None = None  # taken from memory, being written
         self._in_flight: asyncio.Future[None] | None = None  # a write that outlived write_timeout
         self._in_flight_batch: Batch | None = None  # its rows when they came from memory
         self._store_ok = True
@@ -98,6 +98,7 @@ class Recorder:
         self._flush_lock = asyncio.Lock()
         self._replay_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[object] | None = None  # the task holding _flush_lock
         self._last_checkpoint = clock()
         self._written_since_checkpoint = False
         self._closing = False
@@ -155,6 +156,7 @@ class Recorder:
                     self._task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._task
+            await self._stop_writing()
             try:
                 # Not shielded: at the deadline the write in progress is abandoned and journaled.
                 await asyncio.wait_for(self._flush(), max(0.0, deadline - loop.time()))
@@ -185,7 +187,7 @@ class Recorder:
         writer's maintenance when rows were written and CHECKPOINT_EVERY_S passed since the last."""
         try:
             try:
-                await self.flush()
+                await self._flush()  # not shielded: close() can cancel the loop's writes
             except (StoreFailed, StoreTimeout):
                 return  # _write_once logged it; the rows wait for the next round
             await self._replay()
@@ -196,7 +198,8 @@ class Recorder:
         finally:
             if len(self._records) > self._record_backlog:
                 self._spill()  # rows handed back by a failed write
-            await self._sync_journal()
+            if not self._closing:  # close() syncs the journal itself
+                await self._sync_journal()
 
     async def _run(self) -> None:
         while not self._closing:
@@ -211,7 +214,7 @@ class Recorder:
     # ---- writing ---------------------------------------------------------------------------
 
     async def _flush(self) -> None:
-        async with self._flush_lock:
+        async with self._flush_lock, self._holding_the_lock():
             if not self._settle():
                 raise StoreTimeout("an earlier telemetry write has not ended")
             if self._dropped and self._store_ok:
@@ -228,19 +231,37 @@ class Recorder:
             if self._dropped and self._store_ok:
                 self._add_drop_notices()  # written with the next batch
 
+    @contextlib.asynccontextmanager
+    async def _holding_the_lock(self) -> AsyncIterator[None]:
+        self._writing = asyncio.current_task()
+        try:
+            yield
+        finally:
+            self._writing = None
+
+    async def _stop_writing(self) -> None:
+        """At shutdown: cancel the write in progress (a reader's flush may hold the lock), so its
+        rows go back to memory and close() journals them."""
+        writing = self._writing
+        if writing is not None and writing is not asyncio.current_task():
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({writing}, timeout=STOP_WRITING_WAIT_S)
+
     async def _write_from_memory(self, batch: Batch) -> None:
-        self._in_hand = batch  # journaled by close() if this is cancelled
         try:
             await write_isolating(self._write_once, batch, self._reject)
+        except asyncio.CancelledError:
+            # Shutdown gave up on the store: the batch goes back, and close() journals it.
+            self._requeue(batch)
+            raise
         except StoreFailed as failed:
-            self._in_hand = None
             self._requeue(failed.unwritten)
             if failed.in_doubt is not None:
                 self._in_flight_batch = failed.in_doubt
             still_held = failed.unwritten.events + (failed.in_doubt.events if failed.in_doubt else [])
             self._held_line_bytes -= _line_bytes(batch.events) - _line_bytes(still_held)
             raise
-        self._in_hand = None
         self._held_line_bytes -= _line_bytes(batch.events)
 
     async def _write_once(self, part: Batch) -> None:
@@ -376,7 +397,7 @@ class Recorder:
                 batch.records.append(entry)
             else:
                 batch.events.append(entry)
-        async with self._flush_lock:
+        async with self._flush_lock, self._holding_the_lock():
             if not self._settle():
                 return False
             try:
@@ -398,11 +419,10 @@ class Recorder:
         """At shutdown: everything not written goes to the journal."""
         self._settle()
         entries: list[Entry] = []
-        for batch in (self._in_flight_batch, self._in_hand):
-            if batch is not None:
-                entries += batch.records
-                entries += batch.events
-        self._in_flight_batch = self._in_hand = None
+        if self._in_flight_batch is not None:  # may still commit: records are idempotent
+            entries += self._in_flight_batch.records
+            entries += self._in_flight_batch.events
+            self._in_flight_batch = None
         if self._dropped:
             self._add_drop_notices()
         entries += self._records

@@ -466,3 +466,24 @@ async def test_close_is_bounded_by_a_hung_store_and_journals_what_is_unwritten(t
     await again.close()
     assert sorted(replayer.written_records()) == ["r1", "r2"]
     assert replayer.written_lines() == ["line 1"]
+
+
+async def test_close_takes_back_the_rows_of_a_readers_flush_stuck_on_a_hung_store(tmp_path: Path) -> None:
+    writer = FakeWriter(rows_per_write=100, hang=asyncio.Event())
+    recorder = make(writer, tmp_path, write_timeout=30.0, close_timeout_s=0.2, flush_interval_s=3600)
+    await recorder.start()
+    recorder.record(record(1))
+    reader = asyncio.create_task(recorder.flush_before_read(30))  # `fnctl logs` while the store hangs
+    await writer.hanging.wait()
+    recorder.record(record(2))
+    async with asyncio.timeout(5):
+        await recorder.close()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+    replayer = FakeWriter(rows_per_write=100)
+    again = make(replayer, tmp_path)
+    await again.start()
+    await tick_until(again, lambda: not has_journal(tmp_path))
+    await again.close()
+    assert sorted(replayer.written_records()) == ["r1", "r2"]
