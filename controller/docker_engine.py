@@ -327,6 +327,16 @@ class DockerEngine:
             return False
         return True
 
+    async def remove_image(self, tag: str) -> None:
+        await self._call(f"remove image {tag}", self._remove_image_sync, tag)
+
+    def _remove_image_sync(self, tag: str) -> None:
+        try:
+            # Not forced: an image a container still uses stays (409, an EngineError).
+            self._api().remove_image(tag, force=False, noprune=False)
+        except docker.errors.ImageNotFound:
+            return
+
     # ---- watching (the threads live in docker_watchers.py) ----------------------------------
 
     async def watch(self, on_exit: ExitCallback, on_output: OutputCallback) -> None:

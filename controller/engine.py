@@ -108,4 +108,9 @@ class ContainerEngine(Protocol):
 
     async def image_exists(self, tag: str) -> bool: ...
 
+    async def remove_image(self, tag: str) -> None:
+        """Remove an image tag (the image too when no other tag names it). A missing tag is not an
+        error; an image a container still uses is not removed (EngineError)."""
+        ...
+
     async def close(self) -> None: ...

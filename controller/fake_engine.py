@@ -248,6 +248,11 @@ class FakeEngine:
     async def image_exists(self, tag: str) -> bool:
         return tag in self.images
 
+    async def remove_image(self, tag: str) -> None:
+        if any(c.taskdef is not None and c.taskdef.image == tag for c in self.containers.values()):
+            raise EngineError(f"image {tag} is in use by a container")
+        self.images.discard(tag)
+
     async def close(self) -> None:
         for container_id in list(self.containers):
             await self.kill(container_id)

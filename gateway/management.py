@@ -20,10 +20,12 @@ from fnplat.gateway.responses import aws_error
 from fnplat.gateway.webresponse import to_web_response
 from fnplat.security import generate_api_key
 from fnplat.store import repository
+from fnplat.store.calls import store_call
 from fnplat.store.db import transaction
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+LOGS_FLUSH_WAIT_S = 2.0  # what a log reader waits for the newest lines to be written first
 
 
 def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]) -> Handler:
@@ -97,7 +99,9 @@ async def function_logs(request: web.Request, deps: GatewayDeps) -> web.StreamRe
     _latest(deps, name)
     limit = _int_param(request, "limit", default=100, low=1, high=10000)
     request_id = request.query.get("request_id") or None
-    await deps.recorder.flush()
+    # Bounded: with the store down or hung this answers 503 within the store's timeouts.
+    deadline = deps.settings.telemetry.store_call_deadline_s
+    await deps.recorder.flush_before_read(min(deadline, LOGS_FLUSH_WAIT_S))
 
     def query() -> list[dict[str, Any]]:
         with transaction(deps.sessions) as session:
@@ -107,7 +111,7 @@ async def function_logs(request: web.Request, deps: GatewayDeps) -> web.StreamRe
             for e in events
         ]
 
-    return web.json_response({"events": await asyncio.to_thread(query)})
+    return web.json_response({"events": await store_call(query, deadline, f"logs of {name}")})
 
 
 async def list_routes(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:

@@ -9,6 +9,7 @@ read-only into tasks as /var/task).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -225,7 +226,11 @@ class ArtifactStore:
         summary = inspect_zip(data)
         path = self.zip_path(summary.sha256)
         created = False
-        if not path.is_file():
+        try:
+            # Stored already: a deploy uses it again, so garbage collection's grace period
+            # starts again now (gc_claim looks at this time).
+            os.utime(path)
+        except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".zip")
             try:
@@ -286,6 +291,90 @@ class ArtifactStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+
+    # ---- garbage collection (fnplat/housekeeping.py decides what is unreferenced) -------------
+    #
+    # A deploy in flight must never lose its artifact. A deploy stores (or touches) the zip
+    # before it writes the version that references it, so collection takes the zip away first
+    # with an atomic rename (`gc_claim`) and keeps it only if it was not touched within the grace
+    # period: a deploy that touched it before the rename is seen, and one that comes after the
+    # rename finds no zip and writes it again.
+
+    def gc_candidates(self) -> dict[str, float]:
+        """Every artifact with a zip or a code dir here, and the newest mtime of the two."""
+        found: dict[str, float] = {}
+        for directory, suffix in ((self.root / "sha256", ".zip"), (self.code_root, "")):
+            if not directory.is_dir():
+                continue
+            for entry in directory.iterdir():
+                name = entry.name.removesuffix(suffix) if suffix else entry.name
+                if (suffix and not entry.name.endswith(suffix)) or not _SHA256_RE.match(name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    found[name] = max(found.get(name, 0.0), entry.stat().st_mtime)
+        return found
+
+    def gc_claim(self, sha256: str, older_than: float) -> Path | None:
+        """Take the zip away (renamed `.gc-<sha>.zip`) if it was last stored or used before
+        `older_than` (a time.time()); None when it is absent or young (then it stays in place)."""
+        path = self.zip_path(sha256)
+        claimed = path.with_name(f".gc-{sha256}.zip")
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:
+            return None
+        if claimed.stat().st_mtime >= older_than:
+            self.gc_release(sha256, claimed)
+            return None
+        return claimed
+
+    def gc_release(self, sha256: str, claimed: Path) -> None:
+        """Put a claimed zip back (a deploy that stored it again meanwhile wins: same bytes)."""
+        path = self.zip_path(sha256)
+        if path.exists():
+            claimed.unlink(missing_ok=True)
+        else:
+            os.rename(claimed, path)
+
+    def gc_restored(self, sha256: str) -> bool:
+        """True when a deploy stored the zip again after it was claimed."""
+        return self.zip_path(sha256).exists()
+
+    def gc_remove_code(self, sha256: str, older_than: float | None = None) -> bool:
+        """Remove the unpacked code dir (renamed away first, so no task start sees half of it);
+        with `older_than`, only if it was not modified since. True when removed."""
+        target = self.code_path(sha256)
+        try:
+            if older_than is not None and target.stat().st_mtime >= older_than:
+                return False
+            doomed = target.with_name(f".gc-{sha256}")
+            os.rename(target, doomed)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
+
+    def gc_temporaries(self, older_than: float) -> int:
+        """Remove what interrupted puts, unpacks and collections left (`.tmp-*`, `.gc-*`)."""
+        removed = 0
+        for directory in (self.root / "sha256", self.code_root):
+            if not directory.is_dir():
+                continue
+            for entry in directory.iterdir():
+                if not entry.name.startswith((".tmp-", ".gc-")):
+                    continue
+                try:
+                    if entry.lstat().st_mtime >= older_than:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
 
 
 def _extract(archive: zipfile.ZipFile, dest: Path) -> None:

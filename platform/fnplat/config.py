@@ -75,6 +75,68 @@ class ControllerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """Bounds of the recorder, retention of records and logs, garbage collection, and the
+    Postgres timeouts that keep a hung database from blocking anything (ARCHITECTURE.md,
+    "Bounds and recovery")."""
+
+    record_backlog: int = setting(
+        10_000,
+        "FNPLAT_RECORD_BACKLOG",
+        "invocation records held in memory while the store fails; older ones spill to the journal",
+    )
+    log_backlog_bytes: int = setting(
+        32 * 1024 * 1024,
+        "FNPLAT_LOG_BACKLOG_BYTES",
+        "bytes of output lines held in memory while the store fails; past it lines are dropped and counted",
+    )
+    flush_interval_s: float = setting(
+        0.5, "FNPLAT_TELEMETRY_INTERVAL", "seconds between writes of records and lines to the store"
+    )
+    close_timeout_s: float = setting(
+        10.0,
+        "FNPLAT_TELEMETRY_CLOSE_TIMEOUT",
+        "seconds shutdown waits for the store; what is unwritten then goes to the journal",
+    )
+    retention_days: float = setting(
+        7.0, "FNPLAT_RETENTION_DAYS", "days invocation records and log lines are kept (usage rollups stay)"
+    )
+    max_invocation_records: int = setting(
+        5_000_000, "FNPLAT_RETENTION_MAX_RECORDS", "invocation records kept at most (oldest deleted first)"
+    )
+    max_log_lines: int = setting(
+        20_000_000, "FNPLAT_RETENTION_MAX_LINES", "log lines kept at most (oldest deleted first)"
+    )
+    housekeeping_interval_s: float = setting(
+        300.0,
+        "FNPLAT_HOUSEKEEPING_INTERVAL",
+        "seconds between retention and garbage-collection runs (0 = never)",
+    )
+    gc_grace_s: float = setting(
+        3600.0,
+        "FNPLAT_GC_GRACE",
+        "seconds an unreferenced artifact, code dir or function image is kept before it is collected",
+    )
+    postgres_connect_timeout_s: float = setting(
+        5.0, "FNPLAT_PG_CONNECT_TIMEOUT", "seconds to open a Postgres connection"
+    )
+    postgres_statement_timeout_s: float = setting(
+        15.0, "FNPLAT_PG_STATEMENT_TIMEOUT", "seconds a Postgres statement may run (migrations excepted)"
+    )
+    postgres_pool_timeout_s: float = setting(
+        5.0, "FNPLAT_PG_POOL_TIMEOUT", "seconds to wait for a free connection of the pool"
+    )
+
+    @property
+    def store_call_deadline_s(self) -> float:
+        """How long a caller waits for one store call before answering 503: a hung Postgres
+        answers neither the statement timeout (it is frozen) nor a cancel request."""
+        return (
+            self.postgres_pool_timeout_s + self.postgres_connect_timeout_s + self.postgres_statement_timeout_s
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = field(
         default_factory=default_data_dir,
@@ -91,6 +153,7 @@ class Settings:
     region: str = setting("us-east-1", "FNPLAT_REGION", "region in ARNs and AWS_REGION of tasks")
     account_id: str = setting("000000000000", "FNPLAT_ACCOUNT_ID", "account id in ARNs")
     controller: ControllerSettings = field(default_factory=ControllerSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @property
     def db_url(self) -> str:
@@ -104,6 +167,11 @@ class Settings:
     def code_dir(self) -> Path:
         """Unpacked artifacts, bind-mounted read-only into tasks as /var/task."""
         return self.data_dir / "code"
+
+    @property
+    def journal_dir(self) -> Path:
+        """Invocation records (and, at shutdown, lines) the store could not take, replayed later."""
+        return self.data_dir / "journal"
 
     @property
     def admin_key_file(self) -> Path:

@@ -106,6 +106,13 @@ class EngineError(FnplatError):
     error_type = "ResourceNotReadyException"
 
 
+class ServiceUnavailable(FnplatError):
+    """A dependency (the metadata store) is unreachable or did not answer in time; retry later."""
+
+    status = 503
+    error_type = "ServiceException"
+
+
 # --- AWS Signature Version 4 (fnplat.gateway.sigv4): the error types AWS services answer ---------
 
 

@@ -58,6 +58,7 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.telemetry = TelemetryMetrics(r)
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._invocation_counters: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
@@ -83,3 +84,67 @@ class Metrics:
             if duration is None:
                 duration = self._duration_children[function] = self.invocation_duration.labels(function)
             duration.observe(seconds)
+
+
+_WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class TelemetryMetrics:
+    """The recorder (fnplat/recorder.py) and the housekeeping job (fnplat/housekeeping.py)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        # Gauges read by callbacks at scrape time (Gauge.set_function): nothing on the hot path.
+        self.backlog = Gauge(
+            "fnplat_recorder_backlog", "Rows held in memory, waiting for the store", ["kind"], registry=r
+        )  # kind: records | lines
+        self.journal_bytes = Gauge(
+            "fnplat_recorder_journal_bytes", "Bytes of the telemetry journal waiting for replay", registry=r
+        )
+        self.write_duration = Histogram(
+            "fnplat_recorder_write_duration_seconds",
+            "One transaction of records and lines",
+            buckets=_WRITE_BUCKETS,
+            registry=r,
+        )
+        self.write_failures = Counter(
+            "fnplat_recorder_write_failures", "Failed telemetry transactions", ["reason"], registry=r
+        )  # reason: unavailable (retried) | timeout (retried after it ends) | row (batch split)
+        self.rejected_rows = Counter(
+            "fnplat_recorder_rejected_rows",
+            "Rows the store refused for their values, kept in journal/rejected.jsonl",
+            ["function", "kind"],
+            registry=r,
+        )
+        self.dropped_lines = Counter(
+            "fnplat_recorder_dropped_lines",
+            "Output lines dropped past the log backlog bound",
+            ["function"],
+            registry=r,
+        )
+        self.spilled_records = Counter(
+            "fnplat_recorder_spilled_records", "Invocation records written to the journal", registry=r
+        )
+        self.replayed_rows = Counter(
+            "fnplat_recorder_replayed_rows", "Journal entries written to the store", registry=r
+        )
+        self.retention_deleted = Counter(
+            "fnplat_retention_deleted_rows", "Rows deleted by retention", ["table", "reason"], registry=r
+        )  # reason: age | cap
+        self.gc_removed = Counter(
+            "fnplat_gc_removed", "Unreferenced things removed", ["kind"], registry=r
+        )  # kind: artifact | code_dir | image | temp
+        self.housekeeping_runs = Counter(
+            "fnplat_housekeeping_runs", "Retention and GC runs", ["outcome"], registry=r
+        )  # outcome: ok | failed | skipped (another process holds the lock)
+        self.housekeeping_last_success = Gauge(
+            "fnplat_housekeeping_last_success_timestamp_seconds",
+            "When retention and GC last completed",
+            registry=r,
+        )
+        self._dropped_children: dict[str, Any] = {}
+
+    def line_dropped(self, function: str) -> None:
+        child = self._dropped_children.get(function)
+        if child is None:
+            child = self._dropped_children[function] = self.dropped_lines.labels(function)
+        child.inc()

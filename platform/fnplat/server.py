@@ -1,8 +1,9 @@
 """`fnctl up`: the one-host platform, gateway and controller in one process.
 
 Start-up order (each step is undone in reverse on the way out): data dir → store migrated to head
-→ admin key → catalog loaded into memory → recorder → container engine and controller (removes
-orphans, starts the Runtime API) → gateway listening.
+→ admin key → catalog loaded into memory → recorder (replays its journal) → container engine and
+controller (removes orphans, starts the Runtime API) → housekeeping (retention, GC) → gateway
+listening.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from fnplat.deployments import DeployService
 from fnplat.domain import FunctionVersion
 from fnplat.gateway.app import init_app
 from fnplat.gateway.deps import GatewayDeps
+from fnplat.housekeeping import Housekeeper
+from fnplat.journal import Journal
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
 from fnplat.security import generate_api_key
@@ -69,7 +72,7 @@ async def _main(settings: Settings) -> None:
 async def running_platform(settings: Settings) -> AsyncIterator[str]:
     """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = make_engine(settings.db_url)
+    db = make_engine(settings.db_url, settings.telemetry)
     await asyncio.to_thread(upgrade_to_head, db)
     sessions = make_sessionmaker(db)
     await asyncio.to_thread(_ensure_admin_key, sessions, settings.admin_key_file)
@@ -77,7 +80,9 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
     catalog = Catalog()
     await asyncio.to_thread(_load_catalog, catalog, sessions)
     metrics = Metrics()
-    recorder = Recorder(writer_for(db, sessions))
+    recorder = Recorder(
+        writer_for(db, sessions), Journal(settings.journal_dir), settings=settings.telemetry, metrics=metrics
+    )
     await recorder.start()
     artifacts = ArtifactStore(settings.artifacts_dir, settings.code_dir)
 
@@ -94,9 +99,11 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
         record_sink=recorder.record,
         metrics=metrics,
     )
+    housekeeper = Housekeeper(db, sessions, artifacts, engine, settings.telemetry, metrics)
     runner: web.AppRunner | None = None
     try:
         await controller.start()
+        await housekeeper.start()
 
         async def build_image(context: str, tag: str) -> str:
             return await engine.build_image(Path(context), tag)
@@ -127,6 +134,7 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
     finally:
         if runner is not None:
             await runner.cleanup()
+        await housekeeper.close()
         await controller.close()
         await engine.close()
         await recorder.close()

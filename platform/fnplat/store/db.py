@@ -2,10 +2,16 @@
 
 Nothing is created at import time: the process entry point calls `make_engine` once, runs
 `upgrade_to_head`, and hands a `sessionmaker` to the layers that need one.
+
+Every Postgres connection has a connect timeout and a statement timeout, and the pool a
+checkout timeout (TelemetrySettings): a slow or locked database fails a call instead of holding
+it. A frozen one answers nothing at all, not even a timeout: callers on the event loop bound
+their wait themselves (store/calls.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -21,6 +27,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from fnplat.config import TelemetrySettings
 from fnplat.errors import InvalidParameter, ServiceError
 
 # Any constant works; it only has to be the same for every fnplat process sharing a database.
@@ -46,11 +53,22 @@ def _is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or bool(url.query.get("mode") == "memory")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for SQLite (the one-host default) or Postgres."""
+def make_engine(url: str, timeouts: TelemetrySettings | None = None) -> Engine:
+    """An engine for SQLite (the one-host default) or Postgres, with the Postgres timeouts of
+    `timeouts` (the defaults when None)."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        t = timeouts or TelemetrySettings()
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_timeout=t.postgres_pool_timeout_s,
+            connect_args={
+                # libpq counts whole seconds (at least 2); psycopg enforces it on the whole handshake.
+                "connect_timeout": max(2, math.ceil(t.postgres_connect_timeout_s)),
+                "options": f"-c statement_timeout={max(1, round(t.postgres_statement_timeout_s * 1000))}",
+            },
+        )
     return _make_sqlite_engine(parsed)
 
 
@@ -128,6 +146,9 @@ def upgrade_to_head(engine: Engine) -> None:
         try:
             with connection.begin():
                 if engine.dialect.name == "postgresql":
+                    # A migration may rewrite a large table: the per-statement bound is for
+                    # serving, not for this one-off transaction.
+                    connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
                     # Two processes starting at once must not both migrate.
                     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
                 config.attributes["connection"] = connection

@@ -118,6 +118,8 @@ class InvocationRecordRow(Base):
         Index(None, "function_name", "started_at"),
         # "The invocations that ended last" gives the newest START/END/REPORT lines (fnctl logs).
         Index(None, "function_name", "ended_at"),
+        # Retention deletes the oldest records first, across functions (fnplat/store/retention.py).
+        Index(None, "started_at"),
     )
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -147,3 +149,24 @@ class LogEventRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), index=True)
     timestamp: Mapped[datetime] = mapped_column()
     message: Mapped[str] = mapped_column(Text)
+
+
+class UsageHourlyRow(Base):
+    """Usage per function, API key and hour (UTC), kept after the raw records expire.
+
+    Incremented in the transaction that inserts the records it counts (only those inserted: a
+    replayed record already stored adds nothing), so it always equals the sum of the records
+    written, including those retention has deleted since.
+    """
+
+    __tablename__ = "usage_hourly"
+
+    function_name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # '' while keys are not recorded
+    hour: Mapped[datetime] = mapped_column(primary_key=True)  # the hour's start, UTC
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    cold_starts: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    billed_duration_ms: Mapped[int] = mapped_column(BigInteger)
+    billed_mb_ms: Mapped[int] = mapped_column(BigInteger)  # billed duration x configured memory

@@ -41,16 +41,19 @@ from fnplat.store.sqlhelpers import (
 # Records and logs live in their own module; callers reach every store function through this one.
 from fnplat.store.telemetry import (
     FunctionStats,
+    HourlyUsage,
     add_invocation_records,
     add_log_events,
     function_stats,
     get_invocation_records,
+    hourly_usage,
     recent_log_events,
 )
 
 __all__ = [
     "FunctionStats",
     "FunctionSummary",
+    "HourlyUsage",
     "add_api_key",
     "add_invocation_records",
     "add_log_events",
@@ -62,6 +65,7 @@ __all__ = [
     "get_invocation_records",
     "get_latest_version",
     "get_version",
+    "hourly_usage",
     "list_api_keys",
     "list_functions",
     "list_routes",

@@ -43,11 +43,15 @@ def conflicts_as(message: str) -> Iterator[None]:
         raise Conflict(message) from exc
 
 
+def dialect_insert(s: Session, model: type[Base]) -> Any:
+    """The backend's own INSERT, which has ON CONFLICT (both backends speak it)."""
+    module: Any = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(model.__table__)
+
+
 def insert_ignoring_duplicates(s: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING (both backends speak it) as one executemany: the
-    statement is compiled once and cached, whatever the batch size."""
+    """INSERT ... ON CONFLICT DO NOTHING as one executemany: the statement is compiled once and
+    cached, whatever the batch size."""
     if not rows:
         return
-    dialect = s.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    s.execute(module.insert(model.__table__).on_conflict_do_nothing(), list(rows))
+    s.execute(dialect_insert(s, model).on_conflict_do_nothing(), list(rows))

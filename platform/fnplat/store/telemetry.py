@@ -3,14 +3,18 @@
 
 Platform lines (START/END/REPORT) are not stored: `recent_log_events` renders them from the
 records (fnplat.lambda_logs), so an invocation costs one row, plus one per line it printed.
+
+Text is cleaned on the way in (store/telemetry_values.py: NUL and lone surrogates replaced,
+over-long values cut with a marker), so a value the store would refuse does not cost its row.
+Every record inserted also counts in `usage_hourly`, in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import cast
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
@@ -18,8 +22,9 @@ from sqlalchemy.orm import Session
 from fnplat.domain import InvocationRecord, LogEvent
 from fnplat.errors import InvalidParameter
 from fnplat.lambda_logs import newest_lines
-from fnplat.store.models import InvocationRecordRow, LogEventRow
-from fnplat.store.sqlhelpers import check_aware, insert_ignoring_duplicates
+from fnplat.store.models import InvocationRecordRow, LogEventRow, UsageHourlyRow
+from fnplat.store.sqlhelpers import check_aware, dialect_insert
+from fnplat.store.telemetry_values import clean_error_type, clean_message
 
 MAX_LOG_LIMIT = 10_000
 
@@ -36,31 +41,119 @@ class FunctionStats:
     gb_seconds: float  # billed duration x configured memory, as Lambda bills
 
 
-def add_invocation_records(s: Session, records: Sequence[InvocationRecord]) -> None:
-    """Write a batch of records. A request id already stored is skipped, so a batch can be replayed."""
+@dataclass(frozen=True, slots=True)
+class HourlyUsage:
+    """One row of the usage rollup: a function's invocations in one hour (UTC)."""
+
+    function_name: str
+    key_id: str  # '' while the key of an invocation is not recorded
+    hour: datetime
+    requests: int
+    errors: int
+    cold_starts: int
+    duration_ms: float
+    billed_duration_ms: int
+    billed_mb_ms: int  # billed duration x configured memory; / 1024 / 1000 gives GB-seconds
+
+
+def add_invocation_records(s: Session, records: Sequence[InvocationRecord]) -> list[InvocationRecord]:
+    """Write a batch of records and count them in the usage rollup; return those inserted.
+
+    A request id already stored is skipped (and not counted again), so a batch can be replayed."""
+    inserted = insert_invocation_records(s, records)
+    add_usage(s, inserted)
+    return inserted
+
+
+def insert_invocation_records(s: Session, records: Sequence[InvocationRecord]) -> list[InvocationRecord]:
+    """The records part of `add_invocation_records`: the caller must pass what it returns to
+    `add_usage` in the same transaction (the SQLite writer does so once per transaction)."""
+    if not records:
+        return []
     for r in records:
         check_aware(r.started_at, f"started_at of {r.request_id}")
-    insert_ignoring_duplicates(
-        s,
-        InvocationRecordRow,
+    table = InvocationRecordRow.__table__
+    statement = dialect_insert(s, InvocationRecordRow).on_conflict_do_nothing().returning(table.c.request_id)
+    rows = [
+        {
+            "request_id": r.request_id,
+            "function_name": r.function_name,
+            "version": r.version,
+            "executed_version": r.executed_version,
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+            "duration_ms": r.duration_ms,
+            "billed_duration_ms": r.billed_duration_ms,
+            "memory_size_mb": r.memory_size_mb,
+            "max_memory_used_mb": r.max_memory_used_mb,
+            "init_duration_ms": r.init_duration_ms,
+            "error_type": clean_error_type(r.error_type),
+        }
+        for r in records
+    ]
+    new_ids = set(s.execute(statement, rows).scalars())
+    inserted = []
+    for r in records:
+        if r.request_id in new_ids:
+            new_ids.discard(r.request_id)  # a request id twice in one batch is inserted once
+            inserted.append(r)
+    return inserted
+
+
+def add_usage(s: Session, records: Sequence[InvocationRecord]) -> None:
+    """Add records to the usage rollup (INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x)."""
+    if not records:
+        return
+    totals: dict[tuple[str, datetime], list[Any]] = {}
+    for r in records:
+        hour = r.started_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        t = totals.get((r.function_name, hour))
+        if t is None:
+            t = totals[(r.function_name, hour)] = [0, 0, 0, 0.0, 0, 0]
+        t[0] += 1
+        t[1] += r.error_type is not None
+        t[2] += r.init_duration_ms is not None
+        t[3] += r.duration_ms
+        t[4] += r.billed_duration_ms
+        t[5] += r.billed_duration_ms * r.memory_size_mb
+    statement = dialect_insert(s, UsageHourlyRow)
+    columns = ("requests", "errors", "cold_starts", "duration_ms", "billed_duration_ms", "billed_mb_ms")
+    table = UsageHourlyRow.__table__
+    statement = statement.on_conflict_do_update(
+        index_elements=["function_name", "key_id", "hour"],
+        set_={c: table.c[c] + statement.excluded[c] for c in columns},
+    )
+    # In key order: two writers sharing Postgres then lock the rows they both touch in one order.
+    s.execute(
+        statement,
         [
-            {
-                "request_id": r.request_id,
-                "function_name": r.function_name,
-                "version": r.version,
-                "executed_version": r.executed_version,
-                "started_at": r.started_at,
-                "ended_at": r.ended_at,
-                "duration_ms": r.duration_ms,
-                "billed_duration_ms": r.billed_duration_ms,
-                "memory_size_mb": r.memory_size_mb,
-                "max_memory_used_mb": r.max_memory_used_mb,
-                "init_duration_ms": r.init_duration_ms,
-                "error_type": r.error_type,
-            }
-            for r in records
+            {"function_name": name, "key_id": "", "hour": hour, **dict(zip(columns, t, strict=True))}
+            for (name, hour), t in sorted(totals.items())
         ],
     )
+
+
+def hourly_usage(s: Session, function_name: str, since: datetime | None = None) -> list[HourlyUsage]:
+    """The rollup rows of a function, oldest hour first (optionally from the hour of `since`)."""
+    u = UsageHourlyRow
+    query = select(u).where(u.function_name == function_name).order_by(u.hour, u.key_id)
+    if since is not None:
+        check_aware(since, "since")
+        query = query.where(u.hour >= since.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+    return [
+        HourlyUsage(
+            function_name=r.function_name,
+            key_id=r.key_id,
+            hour=r.hour,
+            requests=r.requests,
+            errors=r.errors,
+            cold_starts=r.cold_starts,
+            duration_ms=r.duration_ms,
+            billed_duration_ms=r.billed_duration_ms,
+            billed_mb_ms=r.billed_mb_ms,
+        )
+        for r in s.execute(query).scalars()
+    ]
 
 
 def get_invocation_records(s: Session, function_name: str, limit: int = 100) -> list[InvocationRecord]:
@@ -134,7 +227,7 @@ def add_log_events(s: Session, events: Sequence[LogEvent]) -> None:
                     "function_name": e.function_name,
                     "request_id": e.request_id,
                     "timestamp": e.timestamp,
-                    "message": e.message,
+                    "message": clean_message(e.message),
                 }
                 for e in events
             ],

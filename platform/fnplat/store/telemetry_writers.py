@@ -11,7 +11,10 @@ the write fail and be retried, instead of stalling the loop) and no automatic WA
 checkpoint fsyncs): `checkpoint()` does that work in a thread, where SQLite runs without the GIL.
 
 Postgres is written from a worker thread: its driver releases the GIL only while it waits on
-the network, a few times per batch.
+the network, a few times per batch. The thread is a daemon thread of its own per write
+(store/calls.py): a write stuck on a frozen database must not hold the process's exit.
+
+Each write also adds the records it inserted to the usage rollup, in the same transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fnplat.domain import InvocationRecord, LogEvent
 from fnplat.store import telemetry
+from fnplat.store.calls import start_blocking
 from fnplat.store.db import transaction
 
 SQLITE_ROWS_PER_TRANSACTION = 500
@@ -52,11 +56,14 @@ class TelemetryWriter(Protocol):
     def close(self) -> None: ...
 
 
-def _write(session: Session, events: Sequence[LogEvent], records: Sequence[InvocationRecord]) -> None:
-    if records:
-        telemetry.add_invocation_records(session, records)
+def _write(
+    session: Session, events: Sequence[LogEvent], records: Sequence[InvocationRecord]
+) -> list[InvocationRecord]:
+    """Insert both; return the records inserted (not already stored), for the rollup."""
+    inserted = telemetry.insert_invocation_records(session, records) if records else []
     if events:
         telemetry.add_log_events(session, events)
+    return inserted
 
 
 class SqliteLoopWriter:
@@ -70,10 +77,12 @@ class SqliteLoopWriter:
         step = SQLITE_ROWS_PER_SLICE
         with Session(self._connect()) as session:
             try:
+                inserted: list[InvocationRecord] = []
                 for start in range(0, max(len(events), len(records)), step):
                     started = time.perf_counter()
-                    _write(session, events[start : start + step], records[start : start + step])
+                    inserted += _write(session, events[start : start + step], records[start : start + step])
                     await asyncio.sleep(SQLITE_PAUSE_FACTOR * (time.perf_counter() - started))
+                telemetry.add_usage(session, inserted)  # one upsert per transaction, not per slice
                 session.commit()
             except BaseException:
                 session.rollback()
@@ -106,11 +115,11 @@ class ThreadWriter:
         self._sessions = sessions
 
     async def write(self, events: Sequence[LogEvent], records: Sequence[InvocationRecord]) -> None:
-        await asyncio.to_thread(self._write, events, records)
+        await start_blocking(lambda: self._write(events, records), name="fnplat-telemetry")
 
     def _write(self, events: Sequence[LogEvent], records: Sequence[InvocationRecord]) -> None:
         with transaction(self._sessions) as session:
-            _write(session, events, records)
+            telemetry.add_usage(session, _write(session, events, records))
 
     def checkpoint(self) -> None:
         return None

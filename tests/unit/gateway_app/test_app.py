@@ -24,6 +24,7 @@ from fnplat.errors import TooManyRequests
 from fnplat.gateway.app import init_app
 from fnplat.gateway.deps import GatewayDeps
 from fnplat.invocation import InvocationRequest, InvocationResult
+from fnplat.journal import Journal
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
 from fnplat.security import generate_api_key
@@ -104,7 +105,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     catalog = Catalog()
     catalog.load([], [], [key])
     invoker = FakeInvoker()
-    recorder = Recorder(writer_for(db, sessions))
+    recorder = Recorder(writer_for(db, sessions), Journal(settings.journal_dir))
 
     async def build_image(context: str, tag: str) -> str:
         return "sha256:fake"
