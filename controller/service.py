@@ -61,6 +61,7 @@ class Controller:
             engine, settings, region=region, code_dir_for=code_dir_for, metrics=metrics, clock=clock
         )
         self._server = RuntimeApiServer(RuntimeApi(self._fleet.by_ip, self._fleet))
+        metrics.watch_runtime_api(self._server.figures)
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
