@@ -195,7 +195,7 @@ class HttpConnection(asyncio.Protocol):
         self._held = 0  # body bytes of queued requests and of the one being received
         self._receiving = 0  # of those, the body being received
         self._body_left = 0  # bytes of the current Content-Length body still to come
-        self._backlog: bytes | memoryview | None = None  # input not parsed yet (one read at most)
+        self._backlog: tuple[bytes, int] | None = None  # a read and the offset not parsed yet
         self._read_paused = False
         self._write_paused = False
         self._closing = False
@@ -221,7 +221,7 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self._closing:
-            self._consume(data)
+            self._consume(data, 0)
 
     def connection_lost(self, exc: Exception | None) -> None:
         peer = self._peer
@@ -252,26 +252,33 @@ class HttpConnection(asyncio.Protocol):
         self._wake()
 
     # -- input ---------------------------------------------------------------------------------
-    def _consume(self, data: bytes | memoryview) -> None:
-        """Parse and answer `data`; stop at a limit and keep the rest, unparsed, for later.
+    def _consume(self, data: bytes, start: int) -> None:
+        """Parse and answer data[start:]; stop at a limit and keep the rest, unparsed, for later.
 
-        Input is fed to llhttp a piece at a time (a whole read when it is small or known to be
-        one body), and the limits are checked between pieces: one feed cannot be stopped, and
-        256 KB of tiny pipelined requests would otherwise become thousands of queued objects.
+        Input is fed to llhttp a piece at a time, and the limits are checked between pieces: one
+        feed cannot be stopped, and 256 KB of tiny pipelined requests would otherwise become
+        thousands of queued objects. A read that is small, or the rest of a body of known length,
+        is one piece; a piece that starts a request ends with its head, so its body is fed whole
+        (in one chunk, without a join).
         """
-        piece: bytes | memoryview
-        while data:
-            if self._holding():
+        end = len(data)
+        while start < end:
+            if (self._held or self._queue or self._write_paused or self._closing) and self._holding():
                 self._serve()  # what can be answered now may free the limit
                 if self._holding():
-                    self._backlog = data
+                    self._backlog = (data, start)
                     break
             size = self._body_left + PARSE_PIECE
-            if len(data) > size:
-                view = data if isinstance(data, memoryview) else memoryview(data)
-                piece, data = view[:size], view[size:]
+            if end - start <= size:
+                piece: bytes | memoryview = data if not start else memoryview(data)[start:]
+                start = end
             else:
-                piece, data = data, b""
+                if not self._body_left:
+                    head_end = data.find(b"\r\n\r\n", start, start + size)
+                    if head_end >= 0:
+                        size = head_end + 4 - start
+                piece = memoryview(data)[start : start + size]
+                start += size
             if self._in_head:
                 self._head_bytes += len(piece)
             try:
@@ -283,7 +290,8 @@ class HttpConnection(asyncio.Protocol):
                 self._fail(_HEAD_TOO_LARGE, "head_too_large")  # llhttp would buffer it all for us
                 return
         self._serve()
-        self._update_reading()
+        if self._read_paused or self._held or self._queue or self._backlog is not None:
+            self._update_reading()
 
     def _holding(self) -> bool:
         """Whether to take in no more input for now."""
@@ -333,7 +341,7 @@ class HttpConnection(asyncio.Protocol):
         self._serve()
         backlog, self._backlog = self._backlog, None
         if backlog is not None and not self._closing:
-            self._consume(backlog)
+            self._consume(*backlog)
         else:
             self._update_reading()
 
@@ -341,6 +349,11 @@ class HttpConnection(asyncio.Protocol):
         self._held -= size
         peer = self._peer
         peer.held -= size
+        if peer.finisher is not None or peer.stalled:
+            self._released(peer)
+
+    def _released(self, peer: _Peer) -> None:
+        """Bytes were freed while the address was at its limit: wake whom it held back."""
         finished = peer.finisher is self and not self._held
         if finished:
             peer.finisher = None
@@ -391,7 +404,7 @@ class HttpConnection(asyncio.Protocol):
         size = len(body)
         incoming.size += size
         if self._body_left:
-            self._body_left = max(0, self._body_left - size)
+            self._body_left -= size  # llhttp delivers exactly Content-Length bytes
         if incoming.oversize is not None:
             incoming.oversize = max(incoming.oversize, incoming.size)
         elif incoming.size > self._max_body:
@@ -427,8 +440,13 @@ class HttpConnection(asyncio.Protocol):
         queue = self._queue
         while queue and self._waiting is None and not self._closing and not self._write_paused:
             request, keep_alive = queue.popleft()
-            if request.body:
-                self._drop_held(len(request.body))
+            size = len(request.body)
+            if size:  # _drop_held, inlined: once per request
+                self._held -= size
+                peer = self._peer
+                peer.held -= size
+                if peer.finisher is not None or peer.stalled:
+                    self._released(peer)
             try:
                 outcome = self._handler(request, self._address)
             except Exception:
@@ -482,7 +500,7 @@ class HttpConnection(asyncio.Protocol):
     def buffered(self) -> tuple[int, int, int]:
         """(body bytes held, input bytes not parsed yet, reply bytes not sent yet)."""
         unsent = self._transport.get_write_buffer_size() if self._transport is not None else 0
-        unparsed = len(self._backlog) if self._backlog is not None else 0
+        unparsed = len(self._backlog[0]) - self._backlog[1] if self._backlog is not None else 0
         return self._held, unparsed, unsent
 
 

@@ -30,6 +30,7 @@ from fnplat.controller.runtime_http import (
     Reply,
     Request,
 )
+from fnplat.metrics import Metrics
 
 MAX_BODY = 6 * 1024 * 1024 + 100  # the Runtime API's
 READ_MAX = 262_144  # the most one read brings (asyncio: 256 KiB, uvloop: 256,000 bytes)
@@ -296,3 +297,19 @@ async def test_a_connection_lost_releases_what_it_held() -> None:
     connection.connection_lost(None)
     assert server.buffered_bytes() == {"request_bodies": 0, "unparsed_input": 0, "unsent_replies": 0}
     assert server.peer_buffered("10.0.0.2") == 0
+
+
+async def test_the_servers_figures_are_prometheus_metrics(served: Served) -> None:
+    metrics = Metrics()
+    metrics.watch_runtime_api(served.server)
+    loop = asyncio.get_running_loop()
+    socks = [raw_connection(served.port) for _ in range(MAX_CONNECTIONS_PER_PEER + 1)]
+    await loop.sock_sendall(socks[0], b"GET /wait HTTP/1.1\r\n\r\n" + post(1000))
+    await served.handler.polled.wait()
+    assert await loop.sock_recv(socks[-1], 1) == b""  # the ninth is accepted, then closed
+    sample = metrics.registry.get_sample_value
+    assert sample("fnplat_runtime_api_connections_refused_total", {"reason": "too_many_connections"}) == 1
+    assert sample("fnplat_runtime_api_buffered_bytes", {"kind": "request_bodies"}) == 1000
+    assert sample("fnplat_runtime_api_read_pauses_total", {"reason": "unread_replies"}) == 0
+    for sock in socks:
+        sock.close()
