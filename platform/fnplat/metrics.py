@@ -61,6 +61,12 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.log_lines_dropped = Counter(
+            "fnplat_log_lines_dropped",
+            "Function output lines dropped before the log",
+            ["function", "reason"],
+            registry=r,
+        )  # reason: rate_limit (the function's budget) | backlog (the loop did not keep up)
         self._runtime_api = _RuntimeApiCollector()
         r.register(self._runtime_api)
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
