@@ -49,7 +49,7 @@ from fnplat.controller.engine import (
     ContainerHandle,
     ExitCallback,
     NetworkInfo,
-    OutputCallback,
+    OutputSink,
     TaskDefinition,
 )
 from fnplat.errors import EngineError, ImageBuildError
@@ -339,16 +339,15 @@ class DockerEngine:
 
     # ---- watching (the threads live in docker_watchers.py) ----------------------------------
 
-    async def watch(self, on_exit: ExitCallback, on_output: OutputCallback) -> None:
+    async def watch(self, on_exit: ExitCallback, output: OutputSink) -> None:
         if self._exit_watcher is not None:
             raise EngineError("watch() was already called on this engine")
         handoff = LoopHandoff(asyncio.get_running_loop())
         self._output_follower = OutputFollower(
             open_logs=self._open_logs,
             container_gone=_container_gone,
-            on_output=on_output,
+            output=output,
             streams=self._streams,
-            handoff=handoff,
         )
         watcher = ExitWatcher(
             open_events=self._open_events,
@@ -372,14 +371,14 @@ class DockerEngine:
             return False  # removed already (kill() removes): not an OOM we can know about
         return bool(state.get("OOMKilled"))
 
-    async def follow_output(self, container_id: str) -> None:
+    async def follow_output(self, container_id: str, function: str) -> None:
         if self._output_follower is None:
             raise EngineError("watch() must be called before follow_output()")
         if self._streams.closing:
             raise EngineError("cannot follow output: the container engine is closed")
         # No round trip here: logs are read from the start, so nothing written before the
         # stream opens is lost, and run() → ready stays on the fast path.
-        self._output_follower.start(container_id)
+        self._output_follower.start(container_id, function)
 
     def _open_logs(self, container_id: str, follow: bool, since: int | None) -> Iterator[bytes]:
         stream = self._api().logs(

@@ -1,8 +1,9 @@
 """The long-lived streams from the Docker engine, each consumed on a thread of its own.
 
-`ExitWatcher` consumes the events stream (deaths and OOM kills of our containers) and
-`OutputFollower` streams each followed container's log lines. Both hand their results to the
-event loop through `LoopHandoff`. They never import the docker SDK (only docker_engine.py does):
+`ExitWatcher` consumes the events stream (deaths and OOM kills of our containers) and hands
+each death to the event loop through `LoopHandoff`; `OutputFollower` streams each followed
+container's log lines into the `OutputSink` (output_gate.py), which bounds and batches them on
+their way to the loop. They never import the docker SDK (only docker_engine.py does):
 docker_engine.py passes in the calls that open streams and ask Docker questions, and the
 knowledge of which failures mean "the container is gone".
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from fnplat.controller.docker_decisions import parse_exit_event
 from fnplat.controller.docker_log_lines import LogLines
-from fnplat.controller.engine import ContainerExit, ExitCallback, OutputCallback
+from fnplat.controller.engine import ContainerExit, ExitCallback, OutputSink
 
 log = logging.getLogger(__name__)
 
@@ -181,41 +182,44 @@ class ExitWatcher:
 
 
 class OutputFollower:
-    """Streams a container's output lines to `on_output` on the loop, one thread per container."""
+    """Streams a container's output lines into `output`, one thread per container.
+
+    Lines are cut at the sink's `max_line_bytes` as they are framed, and the sink drops what
+    its function may not write: a thread holds at most one line, whatever the container writes.
+    """
 
     def __init__(
         self,
         *,
         open_logs: LogStreamOpener,
         container_gone: Callable[[BaseException], bool],
-        on_output: OutputCallback,
+        output: OutputSink,
         streams: OpenStreams,
-        handoff: LoopHandoff,
     ) -> None:
         self._open_logs = open_logs
         self._container_gone = container_gone  # the failure says: removed or dying, nothing to read
-        self._on_output = on_output
+        self._output = output
         self._streams = streams
-        self._handoff = handoff
 
-    def start(self, container_id: str) -> None:
+    def start(self, container_id: str, function: str) -> None:
         threading.Thread(
             target=self._follow,
-            args=(container_id,),
+            args=(container_id, function),
             name=f"fnplat-logs-{container_id[:12]}",
             daemon=True,
         ).start()
 
-    def _follow(self, container_id: str) -> None:
+    def _follow(self, container_id: str, function: str) -> None:
         key = f"logs:{container_id}"
-        lines = LogLines()
+        lines = LogLines(self._output.max_line_bytes)
+        offer = self._output.offer
 
         def read(follow: bool) -> None:
             stream = self._open_logs(container_id, follow, None if follow else lines.since())
             self._streams.track(key, stream)
             for frame in stream:
                 for line, ts in lines.feed(frame, replay=not follow):
-                    self._handoff.deliver(self._on_output, container_id, line, ts)
+                    offer(function, container_id, line, ts)
 
         try:
             read(follow=True)
@@ -229,5 +233,5 @@ class OutputFollower:
                 log.exception("following the output of %s failed", container_id[:12])
         finally:
             for line, ts in lines.flush():
-                self._handoff.deliver(self._on_output, container_id, line, ts)
+                offer(function, container_id, line, ts)
             self._streams.untrack(key)

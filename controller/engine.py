@@ -61,7 +61,20 @@ class ContainerExit:
 
 
 ExitCallback = Callable[[ContainerExit], Awaitable[None] | None]
-OutputCallback = Callable[[str, str, float], None]  # (container id, line without newline, unix timestamp)
+
+
+class OutputSink(Protocol):
+    """Where an engine delivers its containers' output (controller/output_gate.py's OutputGate)."""
+
+    @property
+    def max_line_bytes(self) -> int:
+        """Lines are cut at this many bytes (with a marker) by the engine as it frames them."""
+        ...
+
+    def offer(self, function: str, container_id: str, line: bytes, timestamp: float) -> None:
+        """One line, without its newline, with its unix timestamp. Called on any thread; never
+        blocks on the event loop."""
+        ...
 
 
 class ContainerEngine(Protocol):
@@ -90,14 +103,15 @@ class ContainerEngine(Protocol):
         """Peak memory of the container's cgroup in MB, or None when unknown. Cheap (a file read)."""
         ...
 
-    async def watch(self, on_exit: ExitCallback, on_output: OutputCallback) -> None:
-        """Start watching our containers: `on_exit` when one dies (with its OOM flag) and
-        `on_output(container_id, line, timestamp)` for each line it writes to stdout/stderr.
+    async def watch(self, on_exit: ExitCallback, output: OutputSink) -> None:
+        """Start watching our containers: `on_exit` when one dies (with its OOM flag), and each
+        line a followed container writes to stdout/stderr offered to `output`.
         Returns once watching has started; stops on close()."""
         ...
 
-    async def follow_output(self, container_id: str) -> None:
-        """Start delivering a started container's output lines to the `on_output` given to watch()."""
+    async def follow_output(self, container_id: str, function: str) -> None:
+        """Start offering a started container's output lines, as `function`'s, to the `output`
+        given to watch()."""
         ...
 
     async def build_image(self, context_dir: Path, tag: str) -> str:

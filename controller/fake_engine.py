@@ -26,6 +26,7 @@ from fnplat.controller.engine import (
     ContainerHandle,
     ExitCallback,
     NetworkInfo,
+    OutputSink,
     TaskDefinition,
 )
 from fnplat.errors import EngineError
@@ -150,7 +151,7 @@ class FakeEngine:
         self.network: NetworkInfo | None = None
         self._ids = itertools.count(1)
         self._on_exit: ExitCallback | None = None
-        self._on_output: Callable[[str, str, float], None] | None = None
+        self._output: OutputSink | None = None
         self._changed: asyncio.Event | None = None
 
     # -- test set-up and observation ---------------------------------------------------------------
@@ -235,10 +236,10 @@ class FakeEngine:
         container = self.containers.get(container_id)
         return container.behaviour.max_memory_mb if container is not None else None
 
-    async def watch(self, on_exit: ExitCallback, on_output: Callable[[str, str, float], None]) -> None:
-        self._on_exit, self._on_output = on_exit, on_output
+    async def watch(self, on_exit: ExitCallback, output: OutputSink) -> None:
+        self._on_exit, self._output = on_exit, output
 
-    async def follow_output(self, container_id: str) -> None:
+    async def follow_output(self, container_id: str, function: str) -> None:
         return None  # output is always delivered once watch() was called
 
     async def build_image(self, context_dir: Path, tag: str) -> str:
@@ -321,8 +322,9 @@ class FakeEngine:
 
     def _printer(self, container: FakeContainer) -> Callable[[str], None]:
         def emit(line: str) -> None:
-            if self._on_output is not None:
-                self._on_output(container.container_id, line, time.time())
+            if self._output is not None:
+                function = container.taskdef.family if container.taskdef is not None else ""
+                self._output.offer(function, container.container_id, line.encode(), time.time())
 
         return emit
 

@@ -308,7 +308,7 @@ class Fleet:
                 self._settings.init_timeout_s, self._init_timed_out, task
             )
         try:
-            await self._engine.follow_output(container_id)
+            await self._engine.follow_output(container_id, task.function_name)
         except FnplatError as exc:  # logs are lost, the task still works
             log.warning("cannot follow the output of task %s: %s", task.task_id, exc)
 

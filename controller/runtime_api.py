@@ -189,5 +189,10 @@ class RuntimeApiServer:
     async def start(self, host: str, port: int) -> int:
         return await self._http.start(host, port)
 
+    @property
+    def figures(self) -> HttpServer:
+        """What the server holds and has refused, for the metrics (fnplat.metrics)."""
+        return self._http
+
     async def close(self) -> None:
         await self._http.close()

@@ -3,7 +3,8 @@
 An invocation leases a task from its version's pool, hands the event to the task's runtime over
 the Runtime API, waits for the answer or the deadline, and gives the task back. The invocation
 record (which the START/END/REPORT lines are rendered from) and metrics are produced after the
-caller has its result; the function's output lines go to the log sink as they arrive.
+caller has its result; the function's output lines go to the log sink as they arrive, through the
+output gate (output_gate.py), which bounds what a function's output may cost.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from fnplat.config import ControllerSettings
 from fnplat.controller import outcomes
 from fnplat.controller.engine import ContainerEngine
 from fnplat.controller.fleet import Fleet
+from fnplat.controller.output_gate import OutputGate
+from fnplat.controller.output_limits import DropNotice, OutputLimits
 from fnplat.controller.pool import TaskInitFailed
 from fnplat.controller.runtime_api import RuntimeApi, RuntimeApiServer
 from fnplat.controller.task import Invocation, Task, TaskInfo
@@ -61,6 +64,8 @@ class Controller:
             engine, settings, region=region, code_dir_for=code_dir_for, metrics=metrics, clock=clock
         )
         self._server = RuntimeApiServer(RuntimeApi(self._fleet.by_ip, self._fleet))
+        metrics.watch_runtime_api(self._server.figures)
+        self._output: OutputGate | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
         self._closed = False
@@ -73,7 +78,13 @@ class Controller:
         port = await self._server.start(network.gateway_ip, self._settings.runtime_api_port)
         self.runtime_api_address = f"{network.gateway_ip}:{port}"
         self._fleet.attach(network, self.runtime_api_address)
-        await self._engine.watch(self._fleet.on_exit, self._on_output)
+        self._output = OutputGate(
+            OutputLimits.from_settings(self._settings.output),
+            asyncio.get_running_loop(),
+            on_line=self._on_output,
+            on_dropped=self._on_output_dropped,
+        )
+        await self._engine.watch(self._fleet.on_exit, self._output)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
         self._started = True
 
@@ -94,6 +105,8 @@ class Controller:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        if self._output is not None:
+            self._output.close()  # drop notices still open go to the log, while their tasks exist
         await self._fleet.close()
         await self._server.close()
 
@@ -120,6 +133,8 @@ class Controller:
 
     async def retire(self, function_name: str, keep_version: int | None = None) -> None:
         self._fleet.retire(function_name, keep_version)
+        if keep_version is None and self._output is not None:
+            self._output.forget(function_name)
 
     def tasks(self) -> list[TaskInfo]:
         return [task.info() for task in self._fleet.all_tasks()]
@@ -215,6 +230,16 @@ class Controller:
         current = task.current
         request_id = current.request.request_id if current is not None else task.last_request_id
         self._log_sink(LogEvent(task.function_name, request_id, datetime.fromtimestamp(timestamp, UTC), line))
+
+    def _on_output_dropped(self, notice: DropNotice, text: str) -> None:
+        self._metrics.log_lines_dropped.labels(notice.function, notice.reason).inc(notice.lines)
+        task = self._fleet.by_container.get(notice.container_id)
+        request_id = None
+        if task is not None:
+            current = task.current
+            request_id = current.request.request_id if current is not None else task.last_request_id
+        when = datetime.fromtimestamp(notice.timestamp, UTC)
+        self._log_sink(LogEvent(notice.function, request_id, when, text))
 
     async def _reap_forever(self) -> None:
         interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))

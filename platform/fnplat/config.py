@@ -35,6 +35,31 @@ def default_data_dir() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputSettings:
+    """What a function's output (its tasks' stdout and stderr) may cost the platform."""
+
+    max_line_bytes: int = setting(
+        262144,
+        "FNPLAT_LOG_MAX_LINE_BYTES",
+        "bytes of one output line kept; the rest is cut off with a marker (Lambda: 256 KB)",
+    )
+    lines_per_s: float = setting(
+        1000.0,
+        "FNPLAT_LOG_LINES_PER_SECOND",
+        "output lines per second per function (all its tasks) before lines are dropped with a"
+        " notice (0 = no limit)",
+    )
+    bytes_per_s: float = setting(
+        1048576.0,
+        "FNPLAT_LOG_BYTES_PER_SECOND",
+        "output bytes per second per function, likewise (0 = no limit)",
+    )
+    burst_s: float = setting(
+        10.0, "FNPLAT_LOG_BURST_SECONDS", "seconds' worth of those rates a function may write at once"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ControllerSettings:
     # Runtime API listener: on the task network's gateway address (tasks reach nothing else on the host).
     runtime_api_port: int = setting(
@@ -72,6 +97,7 @@ class ControllerSettings:
     task_user: str = setting("993:990", "FNPLAT_TASK_USER", "numeric uid:gid tasks run as")
     # Derived from the data dir by from_env (see there), not set directly.
     instance_id: str = setting("local", None, "label value that tells our tasks from another controller's")
+    output: OutputSettings = field(default_factory=OutputSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,12 @@ labelled children: `labels()` takes a lock and hashes its labels on every call.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -59,9 +62,21 @@ class Metrics:
             registry=r,
         )
         self.telemetry = TelemetryMetrics(r)
+        self.log_lines_dropped = Counter(
+            "fnplat_log_lines_dropped",
+            "Function output lines dropped before the log",
+            ["function", "reason"],
+            registry=r,
+        )  # reason: rate_limit (the function's budget) | backlog (the loop did not keep up)
+        self._runtime_api = _RuntimeApiCollector()
+        r.register(self._runtime_api)
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._invocation_counters: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
+
+    def watch_runtime_api(self, figures: RuntimeApiFigures) -> None:
+        """Report the Runtime API server's figures (read at scrape time, never on its hot path)."""
+        self._runtime_api.figures = figures
 
     def request_done(self, kind: str, status: int, seconds: float) -> None:
         """One gateway request of `kind` answered with `status` after `seconds`."""
@@ -148,3 +163,45 @@ class TelemetryMetrics:
         if child is None:
             child = self._dropped_children[function] = self.dropped_lines.labels(function)
         child.inc()
+class RuntimeApiFigures(Protocol):
+    """What the Runtime API server reports (controller/runtime_http.py's HttpServer)."""
+
+    def buffered_bytes(self) -> Mapping[str, int]: ...
+
+    def connections_refused(self) -> Mapping[str, int]: ...
+
+    def read_pauses(self) -> Mapping[str, int]: ...
+
+
+class _RuntimeApiCollector:
+    def __init__(self) -> None:
+        self.figures: RuntimeApiFigures | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        buffered = GaugeMetricFamily(
+            "fnplat_runtime_api_buffered_bytes",
+            "Bytes the Runtime API holds for tasks: request bodies not answered, input not parsed,"
+            " replies not sent",
+            labels=["kind"],
+        )
+        refused = CounterMetricFamily(
+            "fnplat_runtime_api_connections_refused",
+            "Runtime API connections closed unserved: over the per-task limit, malformed, head too large",
+            labels=["reason"],
+        )
+        pauses = CounterMetricFamily(
+            "fnplat_runtime_api_read_pauses",
+            "Times the Runtime API stopped reading a connection, by the limit it reached",
+            labels=["reason"],
+        )
+        figures = self.figures
+        if figures is not None:
+            for kind, value in figures.buffered_bytes().items():
+                buffered.add_metric([kind], value)
+            for reason, count in figures.connections_refused().items():
+                refused.add_metric([reason], count)
+            for reason, count in figures.read_pauses().items():
+                pauses.add_metric([reason], count)
+        yield buffered
+        yield refused
+        yield pauses

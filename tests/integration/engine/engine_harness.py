@@ -22,7 +22,10 @@ import pytest
 from docker_subnets import ENGINE_SUBNETS
 
 from fnplat.controller.docker_engine import DockerEngine
+from fnplat.controller.docker_log_lines import MAX_LINE_BYTES
 from fnplat.controller.engine import ContainerExit, ContainerHandle, NetworkInfo, TaskDefinition
+from fnplat.controller.output_gate import OutputGate
+from fnplat.controller.output_limits import OutputLimits
 from fnplat.domain import frozen_map
 
 BASE_IMAGE = "fnplat/debian:bookworm"
@@ -138,7 +141,7 @@ class Harness:
         taskdef = self.taskdef(("bash", "-c", script), **overrides)
         name = f"enginetest-{RUN_ID}-{uuid.uuid4().hex[:8]}"
         handle = await self.engine.run(taskdef, name, self.next_ip(), env or {})
-        await self.engine.follow_output(handle.container_id)
+        await self.engine.follow_output(handle.container_id, taskdef.family)
         return handle
 
 
@@ -147,7 +150,14 @@ async def open_harness(network: NetworkUnderTest, instance_id: str | None = None
     engine = DockerEngine(instance_id)
     info = await engine.ensure_network(network.name, network.subnet)
     recorder = Recorder()
-    await engine.watch(recorder.on_exit, recorder.on_output)
+    # The controller's own gate between the reading threads and the loop, with no rate limit.
+    output = OutputGate(
+        OutputLimits(lines_per_s=0, bytes_per_s=0, burst_s=1, max_line_bytes=MAX_LINE_BYTES),
+        asyncio.get_running_loop(),
+        on_line=recorder.on_output,
+        on_dropped=lambda notice, text: recorder.on_output(notice.container_id, text, notice.timestamp),
+    )
+    await engine.watch(recorder.on_exit, output)
     return Harness(engine=engine, recorder=recorder, network=info, instance_id=instance_id)
 
 

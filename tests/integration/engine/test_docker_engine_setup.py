@@ -184,7 +184,7 @@ async def test_run_needs_the_network_and_an_open_engine(task_network: NetworkUnd
     with pytest.raises(EngineError, match="ensure_network"):
         await engine.run(make_taskdef(("true",)), "never", "172.31.255.1", {})
     with pytest.raises(EngineError, match="watch"):
-        await engine.follow_output("0" * 64)
+        await engine.follow_output("0" * 64, "enginetest")
 
     await engine.ensure_network(task_network.name, task_network.subnet)
     await engine.close()

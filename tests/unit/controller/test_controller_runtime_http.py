@@ -199,9 +199,15 @@ class FakeTransport:
 
     def resume_reading(self) -> None: ...
 
+    def set_write_buffer_limits(self, high: int, low: int) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
 
 def connected(handler: EchoHandler) -> tuple[HttpConnection, FakeTransport]:
-    connection = HttpConnection(handler, max_body=1000, registry={})
+    server = HttpServer(handler, max_body=1000)
+    connection = server._connection()
     transport = FakeTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     return connection, transport

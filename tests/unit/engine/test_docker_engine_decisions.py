@@ -113,14 +113,14 @@ def test_timestamps_keep_nanoseconds() -> None:
 def test_log_lines_joins_partial_frames_and_keeps_unterminated_output() -> None:
     lines = LogLines()
     first = lines.feed(stamp(1, 5, "first\nsecond\n"))
-    assert [text for text, _ in first] == ["first", "second"]
+    assert [text for text, _ in first] == [b"first", b"second"]
     assert all(ts == pytest.approx(1714558801.000000005) for _, ts in first)
     assert lines.feed(stamp(2, 0, "x" * 10)) == []  # a 16 KiB part: same timestamp continues it
-    assert [text for text, _ in lines.feed(stamp(2, 0, "y" * 10 + "\n"))] == ["x" * 10 + "y" * 10]
+    assert [text for text, _ in lines.feed(stamp(2, 0, "y" * 10 + "\n"))] == [b"x" * 10 + b"y" * 10]
     assert lines.feed(stamp(3, 0, "no-newline")) == []
-    assert [text for text, _ in lines.feed(stamp(4, 0, "next\n"))] == ["no-newline", "next"]
+    assert [text for text, _ in lines.feed(stamp(4, 0, "next\n"))] == [b"no-newline", b"next"]
     assert lines.feed(stamp(5, 0, "tail")) == []
-    assert [text for text, _ in lines.flush()] == ["tail"]
+    assert [text for text, _ in lines.flush()] == [b"tail"]
     assert lines.flush() == []
 
 
@@ -140,7 +140,7 @@ def test_log_lines_replay_skips_what_was_delivered() -> None:
         stamp(3, 0, "e"),
     ]
     delivered = [text for frame in replayed for text, _ in lines.feed(frame, replay=True)]
-    assert delivered + [text for text, _ in lines.flush()] == ["d", "e"]
+    assert delivered + [text for text, _ in lines.flush()] == [b"d", b"e"]
 
 
 def test_cgroup_paths_only_for_full_ids(tmp_path: Path) -> None:
