@@ -12,9 +12,10 @@ isolated and rejected by the recorder instead (fnplat/bad_rows.py).
 
 from __future__ import annotations
 
-# Lambda cuts a log event at 256 KB; the output framing cuts lines before they get here, so this
-# only bounds what reaches the store by another way.
-MESSAGE_MAX_CHARS = 256 * 1024
+# The output framing cuts lines first (FNPLAT_LOG_MAX_LINE_BYTES, Lambda's 256 KB by default) and
+# marks the cut; this is only a backstop for text that reaches the store another way, set well above
+# the framing's cut so the framing's marker is what a reader sees.
+MESSAGE_MAX_CHARS = 1024 * 1024
 ERROR_TYPE_MAX_CHARS = 256  # the column is String(256)
 TRUNCATION_MARKER = "…[truncated]"
 REPLACEMENT = "\ufffd"

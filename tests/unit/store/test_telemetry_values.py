@@ -38,3 +38,13 @@ def test_long_values_are_cut_to_the_limit_with_a_marker() -> None:
     assert clean_message("m" * MESSAGE_MAX_CHARS) == "m" * MESSAGE_MAX_CHARS
     assert clean_text("abcdef", 3) == TRUNCATION_MARKER[:3]
     assert clean_error_type(None) is None
+
+
+def test_a_line_cut_by_the_output_framing_keeps_its_marker_in_the_store() -> None:
+    from fnplat.config import OutputSettings
+    from fnplat.controller.docker_log_lines import TRUNCATED
+
+    longest = OutputSettings().max_line_bytes
+    marker = (TRUNCATED % longest).decode()
+    line = "x" * longest + marker
+    assert clean_message(line) == line
