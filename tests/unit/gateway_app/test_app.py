@@ -26,6 +26,8 @@ from fnplat.gateway.deps import GatewayDeps
 from fnplat.invocation import InvocationRequest, InvocationResult
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
+from fnplat.sealing import EnvironmentCipher
+from fnplat.secret_keys import SecretKeys, generate_key
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
@@ -97,7 +99,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     settings = Settings(data_dir=tmp_path, port=8080)
     db = make_engine(settings.db_url)
     upgrade_to_head(db)
-    sessions = make_sessionmaker(db)
+    sessions = make_sessionmaker(db, EnvironmentCipher(SecretKeys(generate_key().encode(), (), "test")))
     presented, key = generate_api_key("admin", "admin", datetime.now(UTC))
     with transaction(sessions) as session:
         repository.add_api_key(session, key)
