@@ -47,10 +47,9 @@ def prepare_data_dir(settings: Settings) -> None:
             for suffix in _SQLITE_SUFFIXES:
                 tighten(database.with_name(database.name + suffix), PRIVATE_FILE_MODE)
     except PermissionError as exc:
-        raise ServiceError(
-            f"cannot make the data dir {data_dir} private ({exc.strerror}: {exc.filename}): "
-            "it must belong to the user fnplat runs as"
-        ) from None
+        raise ServiceError(f"cannot prepare the data dir {data_dir}: {exc.strerror}: {exc.filename}") from (
+            None
+        )
 
 
 def tighten(path: Path, mode: int) -> None:
@@ -60,7 +59,19 @@ def tighten(path: Path, mode: int) -> None:
     except FileNotFoundError:
         return
     if current & ~mode:
-        os.chmod(path, current & mode, follow_symlinks=False)
+        try:
+            os.chmod(path, current & mode, follow_symlinks=False)
+        except PermissionError:
+            # Not ours (a volume prepared by someone else): start anyway, say so loudly. What
+            # the platform writes inside is still private, file by file.
+            log.warning(
+                "%s is mode %o and belongs to another user: cannot make it %o, other local users "
+                "may list or read it",
+                path,
+                current,
+                current & mode,
+            )
+            return
         log.info("tightened %s from %o to %o", path, current, current & mode)
 
 

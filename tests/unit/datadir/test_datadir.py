@@ -73,6 +73,25 @@ def test_tightening_never_loosens(tmp_path: Path) -> None:
     assert mode(settings.data_dir / "admin-key") == 0o400
 
 
+def test_a_data_dir_that_is_not_ours_is_used_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.data_dir.mkdir()
+    os.chmod(settings.data_dir, 0o775)
+    real_chmod = os.chmod
+
+    def chmod(path: Path, mode: int, **kwargs: bool) -> None:
+        if Path(path) == settings.data_dir:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        real_chmod(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    prepare_data_dir(settings)
+    assert "belongs to another user: cannot make it 700" in caplog.text
+    assert mode(settings.data_dir / "fnplat.db") == 0o600  # what the platform writes is still private
+
+
 def test_a_postgres_store_leaves_no_sqlite_file(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url="postgresql://u@127.0.0.1/db")
     prepare_data_dir(settings)
