@@ -327,6 +327,17 @@ class ArtifactStore:
         Modes and group follow `code_access` (executables keep their execute bits), so the
         task user can read the code through the read-only bind mount.
         """
+        return self._unpack(sha256, self.code_access)
+
+    def unpack_build_context(self, sha256: str) -> Path:
+        """Like `unpack`, for an image's build context: world-readable modes (0644, 0755), because
+        Dockerfile COPY keeps them and gives the files to root, and the image's non-root user must
+        read them. Only Docker reads the context; the 0700 directories above keep others out.
+        (A zip is either a build context or bind-mounted code, never both: its function.yaml
+        says which.)"""
+        return self._unpack(sha256, CodeAccess.world_readable())
+
+    def _unpack(self, sha256: str, access: CodeAccess) -> Path:
         target = self.code_path(sha256)
         if target.is_dir():
             return target
@@ -337,8 +348,8 @@ class ArtifactStore:
         staging = Path(tempfile.mkdtemp(dir=self.code_root, prefix=f".tmp-{sha256[:12]}-"))
         try:
             with zipfile.ZipFile(source) as archive:
-                _extract(archive, staging, self.code_access)
-            _set_access(staging, self.code_access.dir_mode, self.code_access)
+                _extract(archive, staging, access)
+            _set_access(staging, access.dir_mode, access)
             try:
                 os.rename(staging, target)
             except OSError:

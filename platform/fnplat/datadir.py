@@ -47,9 +47,8 @@ def prepare_data_dir(settings: Settings) -> None:
             for suffix in _SQLITE_SUFFIXES:
                 tighten(database.with_name(database.name + suffix), PRIVATE_FILE_MODE)
     except PermissionError as exc:
-        raise ServiceError(f"cannot prepare the data dir {data_dir}: {exc.strerror}: {exc.filename}") from (
-            None
-        )
+        problem = f"{exc.strerror}: {exc.filename}"
+        raise ServiceError(f"cannot prepare the data dir {data_dir}: {problem}") from None
 
 
 def tighten(path: Path, mode: int) -> None:

@@ -58,7 +58,7 @@ class DeployService:
             stored = await asyncio.to_thread(self._artifacts.put, data)
             image: str | None = None
             if spec.runtime == "image":
-                context = await asyncio.to_thread(self._artifacts.unpack, stored.sha256)
+                context = await asyncio.to_thread(self._artifacts.unpack_build_context, stored.sha256)
                 image = f"fnplat-fn/{spec.name.lower()}:{stored.sha256[:12]}"
                 await self._build_image(str(context), image)
             version, routes = await asyncio.to_thread(

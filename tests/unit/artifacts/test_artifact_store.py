@@ -173,3 +173,12 @@ def test_unpacked_code_for_the_task_group(tmp_path: Path, strict_umask: None) ->
     }
     for relative, mode in expected.items():
         assert (mode_of(code / relative), (code / relative).stat().st_gid) == (mode, gid), relative
+
+
+def test_build_contexts_stay_world_readable(tmp_path: Path, strict_umask: None) -> None:
+    # COPY keeps a context's modes and gives the files to root: the image's user must read them.
+    store = ArtifactStore(tmp_path / "artifacts", tmp_path / "code", CodeAccess.for_group(os.getegid()))
+    context = store.unpack_build_context(store.put(function_zip()).sha256)
+    assert mode_of(context / "pkg") == 0o755 and mode_of(context / "pkg/sub/mod.py") == 0o644
+    assert mode_of(context / "secret.txt") == 0o644 and mode_of(context / "bootstrap") == 0o755
+    assert mode_of(store.code_root) == 0o700
