@@ -33,7 +33,10 @@
 #
 # The admin API key is printed once to the container's log on first start and saved in
 # <data dir>/admin-key (mode 0600, owned by uid 10001); the host's fnctl finds the endpoint and
-# the key with `fnctl --data-dir /var/lib/fnplat ...` (as a user who can read that file).
+# the key with `fnctl --data-dir /var/lib/fnplat ...` (as root or uid 10001: the data dir is 0700).
+# The key that encrypts function environments is made on first start in <data dir>/secret.key;
+# keep it with the data (a backup of the database without it cannot be read), or pass it as
+# FNPLAT_SECRET_KEY / FNPLAT_SECRET_KEY_FILE.
 # Settings come from FNPLAT_* variables (platform/fnplat/config.py), e.g. -e FNPLAT_PORT=8081.
 
 # ---- shared: Debian's Python 3.11 on the local base image (built offline by scripts/build-images.sh)
@@ -67,11 +70,14 @@ LABEL org.opencontainers.image.title="fnplat" \
       fnplat.component="platform"
 
 # A fixed uid/gid so a host data dir can be prepared for it (install -d -o 10001 -g 10001 ...);
-# it differs from the uid tasks run as (993, ControllerSettings.task_user).
+# it differs from the uid tasks run as (993, ControllerSettings.task_user). The platform keeps its
+# data dir 0700 and gives unpacked code (bind-mounted into tasks) to the tasks' group 990, mode
+# 0750/0640: the user is a member of that group so that it may.
 RUN groupadd --system --gid 10001 fnplat \
- && useradd --system --uid 10001 --gid fnplat --home-dir /var/lib/fnplat --no-create-home \
-      --shell /usr/sbin/nologin fnplat \
- && install -d -o fnplat -g fnplat -m 0750 /var/lib/fnplat
+ && groupadd --system --gid 990 fnplat-tasks \
+ && useradd --system --uid 10001 --gid fnplat --groups fnplat-tasks --home-dir /var/lib/fnplat \
+      --no-create-home --shell /usr/sbin/nologin fnplat \
+ && install -d -o fnplat -g fnplat -m 0700 /var/lib/fnplat
 
 COPY --from=build /opt/fnplat /opt/fnplat
 

@@ -26,6 +26,8 @@ from fnplat.store.db import transaction
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 LOGS_FLUSH_WAIT_S = 2.0  # what a log reader waits for the newest lines to be written first
+# What API responses show for each environment value unless ?reveal_environment=true.
+MASKED_VALUE = "****"
 
 
 def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]) -> Handler:
@@ -86,7 +88,9 @@ async def list_functions(request: web.Request, deps: GatewayDeps) -> web.StreamR
 
 async def describe_function(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
     version = _latest(deps, request.match_info["name"])
-    return web.json_response(_version_json(version, deps.catalog.routes_of(version.function_name), deps))
+    reveal = _bool_param(request, "reveal_environment")
+    routes = deps.catalog.routes_of(version.function_name)
+    return web.json_response(_version_json(version, routes, deps, reveal_environment=reveal))
 
 
 async def delete_function(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
@@ -187,9 +191,28 @@ def _int_param(request: web.Request, name: str, *, default: int, low: int, high:
     return value
 
 
+def _bool_param(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw.lower() in ("false", "0"):
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    raise InvalidParameter(f"{name} must be true or false, got {raw!r}")
+
+
 def _version_json(
-    version: FunctionVersion, routes: tuple[Route, ...] | list[Route], deps: GatewayDeps
+    version: FunctionVersion,
+    routes: tuple[Route, ...] | list[Route],
+    deps: GatewayDeps,
+    *,
+    reveal_environment: bool = False,
 ) -> dict[str, Any]:
+    """A version as the API shows it; environment values are masked unless asked for."""
+    environment = (
+        dict(version.environment)
+        if reveal_environment
+        else dict.fromkeys(version.environment, MASKED_VALUE)
+    )
     return {
         "name": version.function_name,
         "version": version.version,
@@ -197,7 +220,7 @@ def _version_json(
         "handler": version.handler,
         "memory": version.memory,
         "timeout": version.timeout,
-        "environment": dict(version.environment),
+        "environment": environment,
         "code_sha256": version.code_sha256,
         "image": version.image,
         "updated_at": version.created_at.isoformat(),

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from fnplat.domain import ARTIFACT_UNZIPPED_LIMIT, ARTIFACT_ZIPPED_LIMIT
+from fnplat.domain import ARTIFACT_MAX_ENTRIES, ARTIFACT_UNZIPPED_LIMIT, ARTIFACT_ZIPPED_LIMIT
 from fnplat.errors import ArtifactError, NotFound, RequestTooLarge
+from fnplat.zip_entries import check_entry_count, check_names_coexist, count_entries
 
 # Never part of a function's code: VCS data, bytecode caches (stale against fixed timestamps
 # and unwritable in a read-only /var/task), local virtualenvs.
@@ -80,6 +81,7 @@ def build_zip(
             if arcname in files:
                 raise ArtifactError(f"{arcname}: exists both in {files[arcname].parent} and {root}")
             files[arcname] = path
+    _check_no_file_is_a_directory(files)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for arcname in sorted(files):
@@ -92,6 +94,20 @@ def build_zip(
             with open(path, "rb") as src, archive.open(info, "w") as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
     return buffer.getvalue()
+
+
+def _check_no_file_is_a_directory(files: dict[str, Path]) -> None:
+    """Two merged trees can hold a file `x` and a directory `x/` (a module next to a vendored
+    package of that name): one zip cannot."""
+    for arcname, path in files.items():
+        parent = arcname.rpartition("/")[0]
+        while parent:
+            if parent in files:
+                raise ArtifactError(
+                    f"{parent}: is a file ({files[parent]}) and also the directory of {arcname} "
+                    f"({path}); rename one of them"
+                )
+            parent = parent.rpartition("/")[0]
 
 
 def _walk(root: Path, excludes: tuple[str, ...]) -> Iterator[tuple[str, Path]]:
@@ -129,37 +145,57 @@ def inspect_zip(
     data: bytes,
     zipped_limit: int = ARTIFACT_ZIPPED_LIMIT,
     unzipped_limit: int = ARTIFACT_UNZIPPED_LIMIT,
+    entries_limit: int = ARTIFACT_MAX_ENTRIES,
 ) -> ZipInfoSummary:
     """Validate an uploaded zip fully (it is decompressed once) and summarise it.
 
-    Raises RequestTooLarge over the limits (declared sizes and real bytes, so a zip bomb that
-    lies in its headers is caught while decompressing) and ArtifactError naming the entry for
-    anything unsafe: absolute or `..` paths, backslashes, symlinks, duplicates, encryption.
+    Raises RequestTooLarge over the size limits (declared sizes and real bytes, so a zip bomb
+    that lies in its headers is caught while decompressing) and ArtifactError for too many
+    entries and for anything unsafe, naming the entry: absolute or `..` paths, backslashes,
+    symlinks, duplicates, a file where a directory must be, encryption.
     """
+    with open_zip(data, zipped_limit, entries_limit) as archive:
+        return summarise_zip(archive, data, unzipped_limit)
+
+
+def open_zip(
+    data: bytes,
+    zipped_limit: int = ARTIFACT_ZIPPED_LIMIT,
+    entries_limit: int = ARTIFACT_MAX_ENTRIES,
+) -> zipfile.ZipFile:
+    """The zip of `data` once its size, entry count and entry names are checked (nothing is
+    decompressed yet: `summarise_zip` does that). The caller closes it."""
     if len(data) > zipped_limit:
         raise RequestTooLarge(f"artifact is {len(data)} bytes zipped, over the {zipped_limit}-byte limit")
+    # Counted on the raw bytes first, so zipfile never builds objects for an oversized directory.
+    check_entry_count(count_entries(data, entries_limit), entries_limit)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise ArtifactError(f"artifact is not a valid zip: {exc}") from exc
-    with archive:
+    try:
         infos = archive.infolist()
-        seen: set[str] = set()
+        check_entry_count(len(infos), entries_limit)
         for info in infos:
             check_entry(info)
-            if info.filename in seen:
-                raise ArtifactError(f"{info.filename}: duplicate entry in the zip")
-            seen.add(info.filename)
-        declared = sum(info.file_size for info in infos)
-        if declared > unzipped_limit:
-            raise RequestTooLarge(
-                f"artifact unzips to {declared} bytes, over the {unzipped_limit}-byte limit"
-            )
-        total = 0
-        for info in infos:
-            if info.is_dir():
-                continue
-            total = _count_member(archive, info, total, unzipped_limit)
+        check_names_coexist(info.filename for info in infos)
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def summarise_zip(archive: zipfile.ZipFile, data: bytes, unzipped_limit: int) -> ZipInfoSummary:
+    """Decompress every member of an opened zip, counting real bytes against `unzipped_limit`."""
+    infos = archive.infolist()
+    declared = sum(info.file_size for info in infos)
+    if declared > unzipped_limit:
+        raise RequestTooLarge(f"artifact unzips to {declared} bytes, over the {unzipped_limit}-byte limit")
+    total = 0
+    for info in infos:
+        if info.is_dir():
+            continue
+        total = _count_member(archive, info, total, unzipped_limit)
     names = tuple(info.filename for info in infos if not info.is_dir())
     return ZipInfoSummary(
         sha256=hashlib.sha256(data).hexdigest(), size=len(data), unzipped_size=total, names=names
@@ -202,16 +238,43 @@ def is_executable(info: zipfile.ZipInfo) -> bool:
 # ---------------------------------------------------------------------------- store
 
 
+@dataclass(frozen=True, slots=True)
+class CodeAccess:
+    """Ownership and modes of unpacked code.
+
+    Tasks read their code through a read-only bind mount as uid:gid `task_user`; the permissions
+    of the directories above it on the host do not apply inside the container, so the code itself
+    must be readable by the task and by nobody else who matters: group-readable with the tasks'
+    group when the platform can give files that group, else world-readable bits inside a data dir
+    that other local users cannot enter (0700).
+    """
+
+    group: int | None  # gid given to every unpacked file and directory; None: left as created
+    dir_mode: int
+    file_mode: int
+    exec_mode: int
+
+    @classmethod
+    def world_readable(cls) -> CodeAccess:
+        return cls(None, 0o755, _MODE_FILE, _MODE_EXEC)
+
+    @classmethod
+    def for_group(cls, gid: int) -> CodeAccess:
+        return cls(gid, 0o750, 0o640, 0o750)
+
+
 class ArtifactStore:
     """Zips stored once by sha256 under `root`, unpacked once under `code_root`.
 
     Writes are atomic (temp + rename in the same directory), so concurrent puts/unpacks of the
-    same artifact are safe: the first rename wins, the others find it in place.
+    same artifact are safe: the first rename wins, the others find it in place. Stored zips are
+    0600 in 0700 directories; unpacked code follows `code_access`.
     """
 
-    def __init__(self, root: Path, code_root: Path) -> None:
+    def __init__(self, root: Path, code_root: Path, code_access: CodeAccess | None = None) -> None:
         self.root = Path(root)
         self.code_root = Path(code_root)
+        self.code_access = code_access or CodeAccess.world_readable()
 
     def zip_path(self, sha256: str) -> Path:
         return self.root / "sha256" / f"{_checked_sha(sha256)}.zip"
@@ -231,14 +294,14 @@ class ArtifactStore:
             # starts again now (gc_claim looks at this time).
             os.utime(path)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
+            # mkstemp creates the file 0600: never readable by anyone but the platform.
             fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".zip")
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
                     out.flush()
                     os.fsync(out.fileno())
-                os.chmod(temp, 0o644)
                 os.replace(temp, path)
                 created = True
             except BaseException:
@@ -266,21 +329,32 @@ class ArtifactStore:
     def unpack(self, sha256: str) -> Path:
         """Extract the artifact once to `code_root/<hex>/` and return that directory.
 
-        Files are 0644 (0755 when the zip marks them executable) and directories 0755, so the
-        non-root task user can read them through the read-only bind mount.
+        Modes and group follow `code_access` (executables keep their execute bits), so the
+        task user can read the code through the read-only bind mount.
         """
+        return self._unpack(sha256, self.code_access)
+
+    def unpack_build_context(self, sha256: str) -> Path:
+        """Like `unpack`, for an image's build context: world-readable modes (0644, 0755), because
+        Dockerfile COPY keeps them and gives the files to root, and the image's non-root user must
+        read them. Only Docker reads the context; the 0700 directories above keep others out.
+        (A zip is either a build context or bind-mounted code, never both: its function.yaml
+        says which.)"""
+        return self._unpack(sha256, CodeAccess.world_readable())
+
+    def _unpack(self, sha256: str, access: CodeAccess) -> Path:
         target = self.code_path(sha256)
         if target.is_dir():
             return target
         source = self.zip_path(sha256)
         if not source.is_file():
             raise NotFound(f"artifact {sha256} not found")
-        self.code_root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.code_root)
         staging = Path(tempfile.mkdtemp(dir=self.code_root, prefix=f".tmp-{sha256[:12]}-"))
         try:
             with zipfile.ZipFile(source) as archive:
-                _extract(archive, staging)
-            os.chmod(staging, 0o755)
+                _extract(archive, staging, access)
+            _set_access(staging, access.dir_mode, access)
             try:
                 os.rename(staging, target)
             except OSError:
@@ -377,29 +451,53 @@ class ArtifactStore:
         return removed
 
 
-def _extract(archive: zipfile.ZipFile, dest: Path) -> None:
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents as 0700 (existing ones are left alone)."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+        os.chmod(path, 0o700)  # explicit: mkdir's mode is filtered by the process umask
+
+
+def _extract(archive: zipfile.ZipFile, dest: Path, access: CodeAccess) -> None:
     for info in archive.infolist():
         check_entry(info)  # the stored zip was validated on put; cheap insurance for the path join
         relative = info.filename.rstrip("/")
         path = dest.joinpath(*relative.split("/"))
         if info.is_dir():
-            path.mkdir(mode=0o755, parents=True, exist_ok=True)
-            os.chmod(path, 0o755)
+            _make_parents(path, dest, access)
             continue
-        _make_parents(path.parent, dest)
-        with archive.open(info) as src, open(path, "wb") as out:
+        _make_parents(path.parent, dest, access)
+        mode = access.exec_mode if is_executable(info) else access.file_mode
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with archive.open(info) as src, os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(src, out, _CHUNK)
-        os.chmod(path, _MODE_EXEC if is_executable(info) else _MODE_FILE)
+            if access.group is not None:
+                os.fchown(out.fileno(), -1, access.group)
+            os.fchmod(out.fileno(), mode)  # after chown: chown may clear set-id bits, not these
 
 
-def _make_parents(directory: Path, dest: Path) -> None:
+def _make_parents(directory: Path, dest: Path, access: CodeAccess) -> None:
     missing: list[Path] = []
     while directory != dest and not directory.is_dir():
         missing.append(directory)
         directory = directory.parent
     for path in reversed(missing):
-        path.mkdir()
-        os.chmod(path, 0o755)  # explicit: mkdir's mode is filtered by the process umask
+        path.mkdir(mode=0o700)
+        _set_access(path, access.dir_mode, access)
+
+
+def _set_access(path: Path, mode: int, access: CodeAccess) -> None:
+    if access.group is not None:
+        os.chown(path, -1, access.group)
+    os.chmod(path, mode)  # explicit: mkdir's mode is filtered by the process umask
 
 
 def _checked_sha(sha256: str) -> str:

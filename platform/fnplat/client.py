@@ -213,8 +213,10 @@ class Client:
     def list_functions(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/v1/functions").get("functions", []))
 
-    def get_function(self, name: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/functions/{_seg(name)}")
+    def get_function(self, name: str, reveal_environment: bool = False) -> dict[str, Any]:
+        """A function's $LATEST; environment values are "****" unless `reveal_environment`."""
+        params = {"reveal_environment": "true"} if reveal_environment else None
+        return self._json("GET", f"/v1/functions/{_seg(name)}", params=params)
 
     def delete_function(self, name: str) -> None:
         self._request("DELETE", f"/v1/functions/{_seg(name)}")

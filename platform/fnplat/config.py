@@ -24,10 +24,11 @@ from fnplat.errors import InvalidParameter
 T = TypeVar("T")
 
 
-def setting(default: T, env: str | None, help: str) -> T:
+def setting(default: T, env: str | None, help: str, *, secret: bool = False) -> T:
     """A settings field: `default`, overridden by environment variable `env` (None: not settable
-    from the environment), described by `help` (one line, shown in the README table)."""
-    return field(default=default, metadata={"env": env, "help": help})
+    from the environment), described by `help` (one line, shown in the README table). A `secret`
+    one is left out of the settings' repr, so it never reaches a log line."""
+    return field(default=default, repr=not secret, metadata={"env": env, "help": help})
 
 
 def default_data_dir() -> Path:
@@ -163,6 +164,34 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    """The key that encrypts function environments at rest (fnplat/secret_keys.py).
+
+    Every process sharing one database must use the same keys: with Postgres, give them all
+    FNPLAT_SECRET_KEY (e.g. from a Kubernetes Secret) or the same key file.
+    """
+
+    key: str | None = setting(
+        None,
+        "FNPLAT_SECRET_KEY",
+        "key that encrypts function environments (44 url-safe base64 characters; default: "
+        "FNPLAT_SECRET_KEY_FILE, else secret.key in the data dir, made on first start)",
+        secret=True,
+    )
+    key_file: str | None = setting(
+        None,
+        "FNPLAT_SECRET_KEY_FILE",
+        "file holding that key (first line); further lines are retired keys that still decrypt",
+    )
+    old_keys: tuple[str, ...] = setting(
+        (),
+        "FNPLAT_SECRET_OLD_KEYS",
+        "retired keys (comma-separated) that still decrypt; rows are re-encrypted with the key at start",
+        secret=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = field(
         default_factory=default_data_dir,
@@ -180,6 +209,7 @@ class Settings:
     account_id: str = setting("000000000000", "FNPLAT_ACCOUNT_ID", "account id in ARNs")
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
 
     @property
     def db_url(self) -> str:
@@ -206,6 +236,11 @@ class Settings:
     @property
     def endpoint_file(self) -> Path:
         return self.data_dir / "endpoint"
+
+    @property
+    def secret_key_file(self) -> Path:
+        """The key file used when neither FNPLAT_SECRET_KEY nor FNPLAT_SECRET_KEY_FILE is set."""
+        return self.data_dir / "secret.key"
 
     @classmethod
     def from_env(
@@ -330,7 +365,7 @@ def settings_table() -> list[SettingDoc]:
             continue
         _, type_name, _ = _parser(annotation)
         default = f.default if f.default is not dataclasses.MISSING else None
-        shown = "" if default is None else str(default)
+        shown = "" if default is None or default == () else str(default)
         rows.append(SettingDoc(env, path, type_name, shown, str(f.metadata.get("help", ""))))
     return rows
 

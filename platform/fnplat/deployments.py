@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from fnplat.artifacts import ArtifactStore, inspect_zip
+from fnplat.artifacts import ArtifactStore
 from fnplat.catalog import Catalog
 from fnplat.domain import FunctionSpec, FunctionVersion, Route
 from fnplat.errors import Conflict, NotFound
 from fnplat.gateway.routing import route_conflict_key
-from fnplat.packaging import check_layout, spec_from_zip
+from fnplat.packaging import validate_upload
 from fnplat.store import repository
 from fnplat.store.db import transaction
 
@@ -49,9 +49,8 @@ class DeployService:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def deploy(self, data: bytes) -> Deployment:
-        summary = await asyncio.to_thread(inspect_zip, data)
-        spec = spec_from_zip(data)
-        check_layout(spec, data)
+        # YAML parsing and zip inspection are CPU-bound: one hop off the event loop for all of it.
+        summary, spec = await asyncio.to_thread(validate_upload, data)
         self._check_route_conflicts(spec)
 
         lock = self._locks.setdefault(spec.name, asyncio.Lock())
@@ -59,7 +58,7 @@ class DeployService:
             stored = await asyncio.to_thread(self._artifacts.put, data)
             image: str | None = None
             if spec.runtime == "image":
-                context = await asyncio.to_thread(self._artifacts.unpack, stored.sha256)
+                context = await asyncio.to_thread(self._artifacts.unpack_build_context, stored.sha256)
                 image = f"fnplat-fn/{spec.name.lower()}:{stored.sha256[:12]}"
                 await self._build_image(str(context), image)
             version, routes = await asyncio.to_thread(

@@ -34,6 +34,10 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # 6 MB, as Lambda (request and response)
 RESPONSE_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # RIE's MaxPayloadSize
 ARTIFACT_ZIPPED_LIMIT = 50 * 1024 * 1024
 ARTIFACT_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Entries of a zip, directories included. Lambda has no such limit, but every entry costs memory
+# when the zip is read and an inode when it is unpacked; vendored trees (numpy + pandas, the AWS
+# SDK v3 clients) stay well under it.
+ARTIFACT_MAX_ENTRIES = 20_000
 
 
 def frozen_map(values: Mapping[str, str] | None = None) -> Mapping[str, str]:

@@ -91,6 +91,11 @@ class ServiceError(FnplatError):
     error_type = "ServiceException"
 
 
+class SecretKeyError(ServiceError):
+    """The key that encrypts function environments is missing, malformed or not the one the
+    store was written with (start-up stops with this message)."""
+
+
 class ImageBuildError(FnplatError):
     """A `runtime: image` function's Dockerfile did not build."""
 

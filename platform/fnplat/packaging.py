@@ -15,14 +15,23 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fnplat.artifacts import DEFAULT_EXCLUDES, build_zip, inspect_zip, is_executable
-from fnplat.domain import FunctionSpec
+from fnplat.artifacts import (
+    DEFAULT_EXCLUDES,
+    ZipInfoSummary,
+    build_zip,
+    inspect_zip,
+    is_executable,
+    open_zip,
+    summarise_zip,
+)
+from fnplat.domain import ARTIFACT_UNZIPPED_LIMIT, FunctionSpec
 from fnplat.errors import ArtifactError, SpecError
-from fnplat.spec import SPEC_FILENAME, load_spec, parse_spec
+from fnplat.spec import SPEC_FILENAME, check_spec_size, load_spec, parse_spec
 
 Progress = Callable[[str], None]
 
@@ -74,15 +83,38 @@ def package_function(directory: str | Path, progress: Progress = _quiet) -> Pack
     return PackagedFunction(spec=spec, zip_bytes=data, sha256=summary.sha256)
 
 
+def validate_upload(data: bytes) -> tuple[ZipInfoSummary, FunctionSpec]:
+    """Everything the server checks in an uploaded zip, cheapest first: size, entry count and
+    names, then the spec and layout, then every member decompressed. CPU-bound and pure Python
+    (YAML): the deploy service runs it off the event loop, in one call."""
+    with open_zip(data) as archive:
+        spec = _read_spec(archive)
+        _check_layout_entries(spec, {info.filename: info for info in archive.infolist()})
+        summary = summarise_zip(archive, data, ARTIFACT_UNZIPPED_LIMIT)
+    return summary, spec
+
+
 def spec_from_zip(data: bytes) -> FunctionSpec:
     """The spec inside an uploaded zip (`function.yaml` at its root). For the server."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            raw = archive.read(SPEC_FILENAME)
-    except KeyError as exc:
-        raise SpecError(f"{SPEC_FILENAME}: missing at the root of the zip") from exc
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise ArtifactError(f"artifact is not a valid zip: {exc}") from exc
+    with archive:
+        return _read_spec(archive)
+
+
+def _read_spec(archive: zipfile.ZipFile) -> FunctionSpec:
+    try:
+        info = archive.getinfo(SPEC_FILENAME)
+    except KeyError as exc:
+        raise SpecError(f"{SPEC_FILENAME}: missing at the root of the zip") from exc
+    # The declared size bounds what reading the member can return: check it before reading.
+    check_spec_size(info.file_size)
+    try:
+        raw = archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, RuntimeError) as exc:
+        raise ArtifactError(f"{SPEC_FILENAME}: corrupt or unsupported entry: {exc}") from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -94,6 +126,10 @@ def check_layout(spec: FunctionSpec, data: bytes) -> None:
     """The files a runtime needs at the zip root: `bootstrap` (executable) or `Dockerfile`."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         entries = {info.filename: info for info in archive.infolist()}
+    _check_layout_entries(spec, entries)
+
+
+def _check_layout_entries(spec: FunctionSpec, entries: Mapping[str, zipfile.ZipInfo]) -> None:
     if SPEC_FILENAME not in entries:
         raise SpecError(f"{SPEC_FILENAME}: missing at the root of the zip")
     if spec.runtime == "image" and "Dockerfile" not in entries:

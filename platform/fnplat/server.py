@@ -1,9 +1,9 @@
 """`fnctl up`: the one-host platform, gateway and controller in one process.
 
-Start-up order (each step is undone in reverse on the way out): data dir → store migrated to head
-→ admin key → catalog loaded into memory → recorder (replays its journal) → container engine and
-controller (removes orphans, starts the Runtime API) → housekeeping (retention, GC) → gateway
-listening.
+Start-up order (each step is undone in reverse on the way out): data dir (private) → store
+migrated to head → environment key (stored environments encrypted under it) → admin key →
+catalog loaded into memory → recorder (replays its journal) → container engine and controller
+(removes orphans, starts the Runtime API) → housekeeping (retention, GC) → gateway listening.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fnplat.config import Settings
 from fnplat.controller.docker_engine import DockerEngine
 from fnplat.controller.service import Controller
 from fnplat.controller.task import TaskInfo
+from fnplat.datadir import own_code_access, prepare_data_dir
 from fnplat.deployments import DeployService
 from fnplat.domain import FunctionVersion
 from fnplat.gateway.app import init_app
@@ -35,6 +36,7 @@ from fnplat.housekeeping import Housekeeper
 from fnplat.journal import Journal
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
+from fnplat.secrets_startup import start_environment_cipher
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
@@ -71,10 +73,15 @@ async def _main(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings) -> AsyncIterator[str]:
     """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     db = make_engine(settings.db_url, settings.telemetry)
-    await asyncio.to_thread(upgrade_to_head, db)
-    sessions = make_sessionmaker(db)
+    try:
+        await asyncio.to_thread(upgrade_to_head, db)
+        cipher = await asyncio.to_thread(start_environment_cipher, settings, db)
+    except BaseException:
+        db.dispose()
+        raise
+    sessions = make_sessionmaker(db, cipher)
     await asyncio.to_thread(_ensure_admin_key, sessions, settings.admin_key_file)
 
     catalog = Catalog()
@@ -84,7 +91,9 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
         writer_for(db, sessions), Journal(settings.journal_dir), settings=settings.telemetry, metrics=metrics
     )
     await recorder.start()
-    artifacts = ArtifactStore(settings.artifacts_dir, settings.code_dir)
+    artifacts = ArtifactStore(
+        settings.artifacts_dir, settings.code_dir, own_code_access(settings.controller.task_user)
+    )
 
     def code_dir_for(version: FunctionVersion) -> Path | None:
         return None if version.runtime == "image" else artifacts.unpack(version.code_sha256)

@@ -2,6 +2,10 @@
 
 Pure: no I/O except `load_spec` reading the file. Every problem raises `SpecError` with a
 message naming the file, the key and what is wrong, because that line is all a user sees.
+
+The text is bounded before it is parsed (`SPEC_SIZE_LIMIT`) and YAML aliases are refused: the
+parser is pure Python (a 2 MB flow list takes ~30 s), and an alias lets a few lines stand for
+an exponentially large document (billion laughs) to whatever walks the result.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from fnplat.http_spec import parse_http_config, parse_route_item
 from fnplat.http_spec import show_value as _show
 
 SPEC_FILENAME = "function.yaml"
+SPEC_SIZE_LIMIT = 64 * 1024  # bytes of function.yaml; a real one is well under 4 KiB
 
 ALLOWED_KEYS: tuple[str, ...] = (
     "name",
@@ -125,10 +130,31 @@ def _route_shape(route: RouteSpec) -> str:
     return f"{route.method} {shape}"
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (`*name`, `<<: *name`) when it meets one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event: yaml.AliasEvent = self.peek_event()  # type: ignore[no-untyped-call]
+            mark: yaml.Mark | None = event.start_mark  # type: ignore[assignment]  # the pure loader's
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases are not allowed (found *{event.anchor}); write the value out", mark
+            )
+        return super().compose_node(parent, index)
+
+
+def check_spec_size(size: int, source: str = SPEC_FILENAME) -> None:
+    """Refuse a function.yaml over SPEC_SIZE_LIMIT bytes, before anything reads or parses it."""
+    if size > SPEC_SIZE_LIMIT:
+        raise SpecError(f"{source}: is {size} bytes, over the {SPEC_SIZE_LIMIT}-byte limit")
+
+
 def parse_spec(text: str, source: str = SPEC_FILENAME) -> FunctionSpec:
     """Validate function.yaml text; `source` names the file in error messages."""
+    # Characters never outnumber UTF-8 bytes: a text that long is over without encoding it.
+    check_spec_size(len(text) if len(text) > SPEC_SIZE_LIMIT else len(text.encode()), source)
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: builds plain types only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -147,7 +173,10 @@ def load_spec(path_or_dir: str | Path) -> FunctionSpec:
     if path.is_dir():
         path = path / SPEC_FILENAME
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(SPEC_SIZE_LIMIT + 1)  # never more than the cap into memory
+        check_spec_size(len(raw), str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError as exc:
         raise SpecError(f"{path}: not found (a function directory needs a {SPEC_FILENAME})") from exc
     except (OSError, UnicodeDecodeError) as exc:

@@ -136,14 +136,17 @@ def list_functions(ctx: click.Context) -> None:
 
 @click.command()
 @click.argument("name")
+@click.option(
+    "--show-environment", is_flag=True, help="Show environment values (masked as **** by default)."
+)
 @click.pass_context
-def describe(ctx: click.Context, name: str) -> None:
+def describe(ctx: click.Context, name: str, show_environment: bool) -> None:
     """Show the configuration and routes of a function.
 
-    Shows $LATEST of function NAME: runtime, handler, memory, timeout, environment, code sha256
-    and its routes with their URLs.
+    Shows $LATEST of function NAME: runtime, handler, memory, timeout, environment (values
+    masked unless --show-environment), code sha256 and its routes with their URLs.
     """
-    click.echo(render.describe(client_of(ctx).get_function(name)))
+    click.echo(render.describe(client_of(ctx).get_function(name, reveal_environment=show_environment)))
 
 
 @click.command(name="rm")

@@ -29,6 +29,7 @@ from sqlalchemy.pool import StaticPool
 
 from fnplat.config import TelemetrySettings
 from fnplat.errors import InvalidParameter, ServiceError
+from fnplat.sealing import EnvironmentCipher
 
 # Any constant works; it only has to be the same for every fnplat process sharing a database.
 _MIGRATION_LOCK_KEY = 0x666E706C6174  # "fnplat"
@@ -99,10 +100,17 @@ def _make_sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+# Where a session carries the cipher of function environments (see repository._cipher).
+CIPHER_INFO_KEY = "fnplat.environment_cipher"
+
+
+def make_sessionmaker(engine: Engine, cipher: EnvironmentCipher | None = None) -> sessionmaker[Session]:
+    """Sessions for `engine`. Reading or writing a function version needs `cipher` (its
+    environment is encrypted in the store); other data does not."""
     # Repository functions return domain dataclasses, but expire_on_commit=False also keeps any
     # row read inside a transaction usable after it without a surprise reload.
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    info = {CIPHER_INFO_KEY: cipher} if cipher is not None else None
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
 
 
 @contextmanager

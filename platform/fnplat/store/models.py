@@ -68,7 +68,11 @@ class FunctionVersionRow(Base):
     handler: Mapped[str] = mapped_column(String(256))
     memory: Mapped[int] = mapped_column(Integer)
     timeout: Mapped[int] = mapped_column(Integer)
+    # Plain values only in rows written before environments were encrypted ({} otherwise); the
+    # first start with a key encrypts them (fnplat/secrets_startup.py).
     environment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The environment as a Fernet token (fnplat/sealing.py); NULL only in those older rows.
+    environment_sealed: Mapped[str | None] = mapped_column(Text)
     code_sha256: Mapped[str] = mapped_column(SHA256_HEX)
     image: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,7 @@ Database constraint violations surface as `fnplat.errors` exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -27,8 +27,10 @@ from fnplat.domain import (
     Runtime,
     frozen_map,
 )
-from fnplat.errors import Conflict, InvalidParameter, NotFound
+from fnplat.errors import Conflict, InvalidParameter, NotFound, ServiceError
+from fnplat.sealing import EnvironmentCipher
 from fnplat.store.columns import utcnow
+from fnplat.store.db import CIPHER_INFO_KEY
 from fnplat.store.models import ApiKeyRow, ArtifactRow, FunctionRow, FunctionVersionRow, RouteRow
 from fnplat.store.sqlhelpers import (
     check_aware,
@@ -65,6 +67,7 @@ __all__ = [
     "get_invocation_records",
     "get_latest_version",
     "get_version",
+    "has_sealed_environments",
     "hourly_usage",
     "list_api_keys",
     "list_functions",
@@ -73,6 +76,7 @@ __all__ = [
     "record_artifact",
     "replace_routes",
     "revoke_api_key",
+    "seal_environments",
 ]
 
 
@@ -88,7 +92,22 @@ class FunctionSummary:
     updated_at: datetime
 
 
-def _to_version(row: FunctionVersionRow) -> FunctionVersion:
+def _cipher(s: Session) -> EnvironmentCipher:
+    cipher = s.info.get(CIPHER_INFO_KEY)
+    if not isinstance(cipher, EnvironmentCipher):
+        raise ServiceError(
+            "function environments are encrypted: open the store with make_sessionmaker(engine, cipher)"
+        )
+    return cipher
+
+
+def _environment_of(s: Session, row: FunctionVersionRow) -> Mapping[str, str]:
+    if row.environment_sealed is None:  # written before encryption, not yet sealed at start-up
+        return frozen_map(row.environment)
+    return frozen_map(_cipher(s).open(row.environment_sealed))
+
+
+def _to_version(row: FunctionVersionRow, environment: Mapping[str, str]) -> FunctionVersion:
     return FunctionVersion(
         function_name=row.function_name,
         version=row.version,
@@ -96,7 +115,7 @@ def _to_version(row: FunctionVersionRow) -> FunctionVersion:
         handler=row.handler,
         memory=row.memory,
         timeout=row.timeout,
-        environment=frozen_map(row.environment),
+        environment=environment,
         code_sha256=row.code_sha256,
         image=row.image,
         created_at=row.created_at,
@@ -144,6 +163,7 @@ def create_version(s: Session, spec: FunctionSpec, code_sha256: str, image: str 
         .execution_options(populate_existing=True)
     ).scalar_one()
     version = function.latest_version + 1
+    environment = frozen_map(spec.environment)
     row = FunctionVersionRow(
         function_name=spec.name,
         version=version,
@@ -151,7 +171,8 @@ def create_version(s: Session, spec: FunctionSpec, code_sha256: str, image: str 
         handler=spec.handler,
         memory=spec.memory,
         timeout=spec.timeout,
-        environment=dict(spec.environment),
+        environment={},
+        environment_sealed=_cipher(s).seal(environment),
         code_sha256=code_sha256,
         image=image,
         created_at=now,
@@ -161,7 +182,7 @@ def create_version(s: Session, spec: FunctionSpec, code_sha256: str, image: str 
     function.updated_at = now
     with conflicts_as(f"version {version} of function {spec.name} was created concurrently; retry"):
         s.flush()
-    return _to_version(row)
+    return _to_version(row, environment)
 
 
 def get_version(s: Session, name: str, version: int) -> FunctionVersion | None:
@@ -170,7 +191,7 @@ def get_version(s: Session, name: str, version: int) -> FunctionVersion | None:
             FunctionVersionRow.function_name == name, FunctionVersionRow.version == version
         )
     ).scalar_one_or_none()
-    return _to_version(row) if row else None
+    return _to_version(row, _environment_of(s, row)) if row else None
 
 
 def get_latest_version(s: Session, name: str) -> FunctionVersion | None:
@@ -179,7 +200,7 @@ def get_latest_version(s: Session, name: str) -> FunctionVersion | None:
         .join(FunctionRow, FunctionRow.name == FunctionVersionRow.function_name)
         .where(FunctionRow.name == name, FunctionVersionRow.version == FunctionRow.latest_version)
     ).scalar_one_or_none()
-    return _to_version(row) if row else None
+    return _to_version(row, _environment_of(s, row)) if row else None
 
 
 def list_functions(s: Session) -> list[FunctionSummary]:
@@ -210,6 +231,48 @@ def list_functions(s: Session) -> list[FunctionSummary]:
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class SealCounts:
+    sealed: int  # plaintext rows (written before encryption) now encrypted
+    resealed: int  # rows under a retired key now under the current key
+    checked: int  # rows already under the current key
+
+
+def has_sealed_environments(s: Session) -> bool:
+    """Whether any version's environment is encrypted (then a new key cannot be made up)."""
+    found = s.execute(
+        select(FunctionVersionRow.id).where(FunctionVersionRow.environment_sealed.is_not(None)).limit(1)
+    ).first()
+    return found is not None
+
+
+def seal_environments(s: Session) -> SealCounts:
+    """Bring every stored environment under the current key: encrypt plaintext rows, re-encrypt
+    rows under a retired key. Raises SecretKeyError when a row opens with none of the keys."""
+    cipher = _cipher(s)
+    rows = s.execute(
+        select(
+            FunctionVersionRow.id, FunctionVersionRow.environment, FunctionVersionRow.environment_sealed
+        ).with_for_update()
+    ).all()
+    sealed = resealed = checked = 0
+    for row_id, plain, token in rows:
+        if token is None:
+            token, sealed = cipher.seal(plain or {}), sealed + 1
+        elif not cipher.is_current(token):
+            token, resealed = cipher.reseal(token), resealed + 1
+        else:
+            checked += 1
+            continue
+        s.execute(
+            update(FunctionVersionRow)
+            .where(FunctionVersionRow.id == row_id)
+            .values(environment={}, environment_sealed=token)
+            .execution_options(synchronize_session=False)
+        )
+    return SealCounts(sealed, resealed, checked)
 
 
 def delete_function(s: Session, name: str) -> bool:

@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from fnplat.sealing import EnvironmentCipher
+from fnplat.secret_keys import SecretKeys, generate_key
 from fnplat.store.db import make_engine, make_sessionmaker, upgrade_to_head
 from fnplat.store.models import Base
 
@@ -33,7 +35,7 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture
 def sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
-    yield make_sessionmaker(engine)
+    yield make_sessionmaker(engine, EnvironmentCipher(SecretKeys(generate_key().encode(), (), "test")))
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(delete(table))

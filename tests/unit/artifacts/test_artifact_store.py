@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fnplat.artifacts import ArtifactStore
+from fnplat.artifacts import ArtifactStore, CodeAccess
 from fnplat.errors import ArtifactError, NotFound
 
 
@@ -143,3 +143,44 @@ def test_unpack_unknown_or_malformed_sha(store: ArtifactStore) -> None:
         store.unpack("f" * 64)
     with pytest.raises(NotFound, match="not a sha256"):
         store.unpack("../../../tmp")
+
+
+# ---- privacy: stored zips and directories are the platform's own; code is for the task group
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_stored_zips_are_private(store: ArtifactStore) -> None:
+    stored = store.put(function_zip())
+    assert mode_of(store.root) == 0o700 and mode_of(store.root / "sha256") == 0o700
+    assert mode_of(stored.path) == 0o600
+
+
+def test_unpacked_code_for_the_task_group(tmp_path: Path, strict_umask: None) -> None:
+    # Our own group: any process may give its files a group it belongs to.
+    gid = os.getegid()
+    store = ArtifactStore(tmp_path / "artifacts", tmp_path / "code", CodeAccess.for_group(gid))
+    code = store.unpack(store.put(function_zip()).sha256)
+    assert mode_of(store.code_root) == 0o700
+    expected = {
+        ".": 0o750,
+        "pkg": 0o750,
+        "pkg/sub": 0o750,
+        "pkg/sub/mod.py": 0o640,
+        "secret.txt": 0o640,
+        "function.yaml": 0o640,
+        "bootstrap": 0o750,
+    }
+    for relative, mode in expected.items():
+        assert (mode_of(code / relative), (code / relative).stat().st_gid) == (mode, gid), relative
+
+
+def test_build_contexts_stay_world_readable(tmp_path: Path, strict_umask: None) -> None:
+    # COPY keeps a context's modes and gives the files to root: the image's user must read them.
+    store = ArtifactStore(tmp_path / "artifacts", tmp_path / "code", CodeAccess.for_group(os.getegid()))
+    context = store.unpack_build_context(store.put(function_zip()).sha256)
+    assert mode_of(context / "pkg") == 0o755 and mode_of(context / "pkg/sub/mod.py") == 0o644
+    assert mode_of(context / "secret.txt") == 0o644 and mode_of(context / "bootstrap") == 0o755
+    assert mode_of(store.code_root) == 0o700

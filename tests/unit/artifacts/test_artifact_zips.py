@@ -109,6 +109,13 @@ def test_build_zip_refuses_a_path_in_two_trees(tmp_path: Path) -> None:
         build_zip(source, extra_dirs=[vendor])
 
 
+def test_build_zip_refuses_a_file_that_another_tree_needs_as_a_directory(tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src", {"app.py": "", "requests": "a module file"})
+    vendor = make_tree(tmp_path / "vendor", {"requests/__init__.py": ""})
+    with pytest.raises(ArtifactError, match=re.escape("requests: is a file") + ".*requests/__init__.py"):
+        build_zip(source, extra_dirs=[vendor])
+
+
 def test_build_zip_refuses_symlinks(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "fn", {"app.py": ""})
     (root / "secrets").symlink_to("/etc/passwd")

@@ -14,8 +14,8 @@ import pytest
 
 from fnplat import packaging
 from fnplat.errors import ArtifactError, SpecError
-from fnplat.packaging import check_layout, package_function, pip_command, spec_from_zip
-from fnplat.spec import parse_spec
+from fnplat.packaging import check_layout, package_function, pip_command, spec_from_zip, validate_upload
+from fnplat.spec import SPEC_SIZE_LIMIT, parse_spec
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -223,3 +223,36 @@ def test_check_layout_on_uploaded_zips() -> None:
         check_layout(spec, zip_with({"function.yaml": "", "bootstrap": ""}))  # writestr: mode 0600
     with pytest.raises(SpecError, match="missing at the root"):
         check_layout(spec, zip_with({"bootstrap": ""}))
+
+
+def test_validate_upload_gives_the_summary_and_the_spec() -> None:
+    data = zip_with({"function.yaml": PY_SPEC, "app.py": "x = 1\n"})
+    summary, spec = validate_upload(data)
+    assert spec.name == "fn" and summary.names == ("function.yaml", "app.py")
+    assert summary.unzipped_size == len(PY_SPEC) + len("x = 1\n")
+
+
+def test_validate_upload_checks_the_spec_before_decompressing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decompressed an upload whose spec is invalid")
+
+    monkeypatch.setattr(packaging, "summarise_zip", never)
+    with pytest.raises(SpecError, match="unknown key 'x'"):
+        validate_upload(zip_with({"function.yaml": PY_SPEC + "x: 1\n", "app.py": ""}))
+
+
+def test_oversized_spec_in_a_zip_is_refused_by_its_declared_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = zip_with({"function.yaml": PY_SPEC + "#" * SPEC_SIZE_LIMIT + "\n"})
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read an oversized function.yaml")
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", never)
+    for check in (spec_from_zip, validate_upload):
+        with pytest.raises(SpecError, match="over the 65536-byte limit"):
+            check(data)
+
+
+def test_validate_upload_refuses_names_that_cannot_coexist() -> None:
+    with pytest.raises(ArtifactError, match="is a file in the zip"):
+        validate_upload(zip_with({"function.yaml": PY_SPEC, "lib": "", "lib/x.py": ""}))

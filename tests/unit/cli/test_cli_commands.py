@@ -224,6 +224,19 @@ def test_describe(runner: CliRunner, fake: FakeFnplat) -> None:
     assert "GET /hello/{name}  http://127.0.0.1:8080/hello/{name}" in result.stdout
 
 
+def test_describe_reveals_the_environment_only_when_asked(runner: CliRunner, fake: FakeFnplat) -> None:
+    def reply(request: Recorded) -> Reply:
+        revealed = request.query.get("reveal_environment") == "true"
+        return json_reply(200, {**DEPLOYED, "environment": {"TOKEN": "abc" if revealed else "****"}})
+
+    fake.on("GET", "/v1/functions/hello", reply)
+    assert "TOKEN=****" in runner.invoke(cli, ["describe", "hello"]).stdout
+    assert "reveal_environment" not in fake.requests[-1].query
+    result = runner.invoke(cli, ["describe", "hello", "--show-environment"])
+    assert result.exit_code == 0 and "TOKEN=abc" in result.stdout
+    assert fake.requests[-1].query == {"reveal_environment": "true"}
+
+
 def test_describe_unknown(runner: CliRunner, fake: FakeFnplat) -> None:
     fake.on(
         "GET", "/v1/functions/nope", error_reply(404, "ResourceNotFoundException", "Function not found: nope")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -27,6 +29,8 @@ from fnplat.invocation import InvocationRequest, InvocationResult
 from fnplat.journal import Journal
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
+from fnplat.sealing import EnvironmentCipher
+from fnplat.secret_keys import SecretKeys, generate_key
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
@@ -98,7 +102,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     settings = Settings(data_dir=tmp_path, port=8080)
     db = make_engine(settings.db_url)
     upgrade_to_head(db)
-    sessions = make_sessionmaker(db)
+    sessions = make_sessionmaker(db, EnvironmentCipher(SecretKeys(generate_key().encode(), (), "test")))
     presented, key = generate_api_key("admin", "admin", datetime.now(UTC))
     with transaction(sessions) as session:
         repository.add_api_key(session, key)
@@ -159,6 +163,10 @@ async def test_deploy_creates_versions_moves_latest_and_retires_old_tasks(harnes
         ({"function.yaml": SPEC, "../evil.py": "x"}, 400, "evil"),
         ({"function.yaml": SPEC, "/etc/passwd": "x"}, 400, "passwd"),
         ({"app.py": "x"}, 400, "function.yaml"),
+        ({"function.yaml": SPEC, "lib": "x", "lib/mod.py": "y"}, 400, "lib: is a file in the zip"),
+        ({"function.yaml": SPEC, "lib/": "", "lib": "x"}, 400, "lib: duplicate entry"),
+        ({"function.yaml": SPEC.replace(": hello", ": &n hello") + "environment: {N: *n}\n"}, 400, "aliases"),
+        ({"function.yaml": SPEC + "#" * 70_000 + "\n", "app.py": ""}, 400, "over the 65536-byte limit"),
     ],
 )
 async def test_bad_deploys_get_clear_errors_and_write_nothing(
@@ -170,6 +178,57 @@ async def test_bad_deploys_get_clear_errors_and_write_nothing(
     assert body["Type"] == "User"
     assert harness.functions_in_store() == []
     assert harness.deps.catalog.functions() == []
+
+
+async def test_environment_values_are_masked_unless_revealed(harness: Harness) -> None:
+    spec = SPEC + "environment:\n  DB_PASSWORD: hunter2-in-the-test\n  STAGE: prod\n"
+    status, body = await harness.deploy({"function.yaml": spec, "app.py": ""})
+    assert status == 201 and body["environment"] == {"DB_PASSWORD": "****", "STAGE": "****"}
+    url = "/v1/functions/hello"
+    described = await (await harness.client.get(url, headers=harness.admin)).json()
+    assert described["environment"] == {"DB_PASSWORD": "****", "STAGE": "****"}
+    for value in ("false", "0"):
+        response = await harness.client.get(url, params={"reveal_environment": value}, headers=harness.admin)
+        assert (await response.json())["environment"]["STAGE"] == "****"
+    for value in ("true", "1", "TRUE"):
+        response = await harness.client.get(url, params={"reveal_environment": value}, headers=harness.admin)
+        revealed = (await response.json())["environment"]
+        assert revealed == {"DB_PASSWORD": "hunter2-in-the-test", "STAGE": "prod"}
+    response = await harness.client.get(url, params={"reveal_environment": "please"}, headers=harness.admin)
+    assert response.status == 400 and "reveal_environment" in (await response.json())["message"]
+    # Invocations get the real values (from memory), the store holds none of them.
+    latest = harness.deps.catalog.latest("hello")
+    assert latest is not None and latest.environment["DB_PASSWORD"] == "hunter2-in-the-test"
+    with harness.deps.sessions() as session:
+        row = session.execute(
+            sqlalchemy.text("SELECT environment, environment_sealed FROM function_versions")
+        ).one()
+    assert "hunter2" not in str(row) and "STAGE" not in str(row)
+
+
+async def test_deploy_reads_yaml_and_inspects_the_zip_off_the_event_loop(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fnplat import packaging
+
+    threads: dict[str, int] = {}
+    parse_spec, summarise_zip, open_zip = packaging.parse_spec, packaging.summarise_zip, packaging.open_zip
+
+    def record(name: str, function: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            threads[name] = threading.get_ident()
+            return function(*args, **kwargs)
+
+        return recorded
+
+    monkeypatch.setattr(packaging, "parse_spec", record("parse_spec", parse_spec))
+    monkeypatch.setattr(packaging, "summarise_zip", record("summarise_zip", summarise_zip))
+    monkeypatch.setattr(packaging, "open_zip", record("open_zip", open_zip))
+    status, body = await harness.deploy({"function.yaml": SPEC, "app.py": ""})
+    assert status == 201, body
+    assert set(threads) == {"parse_spec", "summarise_zip", "open_zip"}
+    assert len(set(threads.values())) == 1  # one hop for all of it
+    assert threading.get_ident() not in threads.values()
 
 
 async def test_deploy_rejects_non_zip_bodies(harness: Harness) -> None:

@@ -23,6 +23,8 @@ from fnplat.controller.fake_engine import FakeEngine
 from fnplat.deployments import DeployService
 from fnplat.housekeeping import Housekeeper, function_image_tag
 from fnplat.metrics import Metrics
+from fnplat.sealing import EnvironmentCipher
+from fnplat.secret_keys import SecretKeys, generate_key
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
 from fnplat.store.models import ArtifactRow
 
@@ -72,7 +74,7 @@ class World:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     db = make_engine(f"sqlite:///{tmp_path / 'fnplat.db'}")
     upgrade_to_head(db)
-    sessions = make_sessionmaker(db)
+    sessions = make_sessionmaker(db, EnvironmentCipher(SecretKeys(generate_key().encode(), (), "test")))
     artifacts = ArtifactStore(tmp_path / "artifacts", tmp_path / "code")
     engine = FakeEngine()
     metrics = Metrics(CollectorRegistry())

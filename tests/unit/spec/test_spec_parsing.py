@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -292,3 +293,51 @@ def test_examples_and_templates_are_valid_specs() -> None:
     examples = Path(__file__).resolve().parents[3] / "examples"
     names = {load_spec(d).name for d in examples.iterdir() if d.is_dir()}
     assert names == {"hello", "yaml-to-json", "hello-node", "hello-provided", "hello-image"}
+
+
+# ---- input bounds: size cap and YAML aliases
+
+
+def test_spec_over_the_size_cap_is_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fnplat import spec as spec_module
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed an oversized function.yaml")
+
+    monkeypatch.setattr(spec_module.yaml, "load", never)
+    padding = "# " + "x" * 1000 + "\n"
+    text = BASE + padding * (spec_module.SPEC_SIZE_LIMIT // len(padding) + 1)
+    assert spec_error(text).startswith(f"function.yaml: is {len(text)} bytes, over the 65536-byte limit")
+
+
+def test_spec_size_counts_bytes_not_characters() -> None:
+    from fnplat.spec import SPEC_SIZE_LIMIT
+
+    comment = "# " + "é" * ((SPEC_SIZE_LIMIT - len(BASE)) // 2) + "\n"  # fewer characters than bytes
+    assert len(BASE + comment) <= SPEC_SIZE_LIMIT < len((BASE + comment).encode())
+    assert "over the 65536-byte limit" in spec_error(BASE + comment)
+    parse_spec(BASE + "# " + "x" * (SPEC_SIZE_LIMIT - len(BASE) - 3) + "\n", "function.yaml")  # at the cap
+
+
+def test_load_spec_reads_no_more_than_the_cap(tmp_path: Path) -> None:
+    (tmp_path / "function.yaml").write_text(BASE + "#" * (10 * 1024 * 1024) + "\n")
+    with pytest.raises(SpecError, match=re.escape("is 65537 bytes, over the 65536-byte limit")):
+        load_spec(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        BASE.replace("name: hello", "name: &n hello") + "environment: {NAME: *n}\n",  # valid if expanded
+        BASE + "environment: &e {A: b}\nx: *e\n",
+        BASE + "environment:\n  <<: *e\n",  # a merge key is an alias too
+        "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: [*c, *c]\n",  # billion laughs, in small
+    ],
+)
+def test_yaml_aliases_are_refused(text: str) -> None:
+    message = spec_error(text)
+    assert "YAML aliases are not allowed" in message and "write the value out" in message
+
+
+def test_an_anchor_alone_is_harmless() -> None:
+    assert parse_spec(BASE.replace("name: hello", "name: &n hello"), "function.yaml").name == "hello"
