@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import itertools
 import json
 import time
@@ -188,6 +189,10 @@ class FakeEngine:
     async def ensure_network(self, name: str, subnet: str) -> NetworkInfo:
         self.network = NetworkInfo(name=name, subnet=FAKE_SUBNET, gateway_ip=FAKE_GATEWAY)
         return self.network
+
+    async def ensure_build_network(self, name: str, subnet: str) -> NetworkInfo:
+        gateway = str(next(ipaddress.ip_network(subnet).hosts()))
+        return NetworkInfo(name=name, subnet=subnet, gateway_ip=gateway)
 
     async def run(
         self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str]

@@ -146,7 +146,7 @@ class Fleet:
             self._evict_own_function(pool)
         if decision.evict_memory_mb:
             self._evict_memory(fn, decision.evict_memory_mb)
-        ip = self._addresses.allocate()
+        ip = self._addresses.allocate(isolated=version.network == "none")
         task = Task(
             task_id=secrets.token_hex(6),
             version=version,

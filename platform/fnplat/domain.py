@@ -17,6 +17,10 @@ RUNTIMES: tuple[str, ...] = ("python3.11", "nodejs18.x", "provided", "image")
 Runtime = Literal["python3.11", "nodejs18.x", "provided", "image"]
 AuthMode = Literal["api_key", "none"]
 KeyScope = Literal["admin", "invoke"]
+# function.yaml `network`: "default" reaches the internet (not the host, link-local or private
+# ranges); "none" reaches nothing but its Runtime API.
+NetworkMode = Literal["default", "none"]
+NETWORK_MODES: tuple[str, ...] = ("default", "none")
 
 LATEST = "$LATEST"
 
@@ -60,6 +64,7 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=frozen_map)
     routes: tuple[RouteSpec, ...] = ()
     auth: AuthMode = "api_key"
+    network: NetworkMode = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ class FunctionVersion:
     code_sha256: str
     image: str | None  # the built image tag for runtime "image"; None otherwise
     created_at: datetime
+    network: NetworkMode = "default"
 
     @property
     def key(self) -> str:

@@ -2,7 +2,7 @@
 
 Start-up order (each step is undone in reverse on the way out): data dir → store migrated to head
 → admin key → catalog loaded into memory → recorder → container engine and controller (removes
-orphans, starts the Runtime API) → gateway listening.
+orphans, starts the Runtime API, installs the task firewall) → gateway listening.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from fnplat.artifacts import ArtifactStore
 from fnplat.catalog import Catalog
 from fnplat.config import Settings
 from fnplat.controller.docker_engine import DockerEngine
+from fnplat.controller.engine import BuildLimits
+from fnplat.controller.netfilter import firewall_for
 from fnplat.controller.service import Controller
 from fnplat.controller.task import TaskInfo
 from fnplat.deployments import DeployService
@@ -68,6 +70,7 @@ async def _main(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings) -> AsyncIterator[str]:
     """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
+    firewall = firewall_for(settings.controller, settings.database_url)  # bad settings fail first
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = make_engine(settings.db_url)
     await asyncio.to_thread(upgrade_to_head, db)
@@ -84,7 +87,11 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
     def code_dir_for(version: FunctionVersion) -> Path | None:
         return None if version.runtime == "image" else artifacts.unpack(version.code_sha256)
 
-    engine = DockerEngine(settings.controller.instance_id)
+    sandbox = settings.controller.sandbox
+    engine = DockerEngine(
+        settings.controller.instance_id,
+        build_limits=BuildLimits(sandbox.build_memory_mb, sandbox.allow_function_bases),
+    )
     controller = Controller(
         engine,
         settings.controller,
@@ -93,6 +100,7 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
         log_sink=recorder.log,
         record_sink=recorder.record,
         metrics=metrics,
+        firewall=firewall,
     )
     runner: web.AppRunner | None = None
     try:

@@ -18,12 +18,14 @@ from fnplat.domain import (
     MEMORY_DEFAULT_MB,
     MEMORY_MAX_MB,
     MEMORY_MIN_MB,
+    NETWORK_MODES,
     RUNTIMES,
     TIMEOUT_DEFAULT_S,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
     AuthMode,
     FunctionSpec,
+    NetworkMode,
     RouteSpec,
     Runtime,
     frozen_map,
@@ -41,6 +43,7 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "environment",
     "routes",
     "auth",
+    "network",
 )
 ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 AUTH_MODES: tuple[str, ...] = ("api_key", "none")
@@ -172,6 +175,7 @@ class _SpecReader:
             environment=self.environment(),
             routes=self.routes(),
             auth=self.auth(),
+            network=self.network(),
         )
 
     def required_str(self, key: str) -> str:
@@ -274,6 +278,14 @@ class _SpecReader:
         if value not in AUTH_MODES:
             raise self.fail(f"auth must be one of {', '.join(AUTH_MODES)}, got {_show(value)}")
         return cast(AuthMode, value)
+
+    def network(self) -> NetworkMode:
+        value = self.doc.get("network")
+        if value is None:
+            return "default"
+        if value not in NETWORK_MODES:
+            raise self.fail(f"network must be one of {', '.join(NETWORK_MODES)}, got {_show(value)}")
+        return cast(NetworkMode, value)
 
 
 def _show(value: object) -> str:

@@ -22,6 +22,7 @@ from fnplat.domain import (
     FunctionSpec,
     FunctionVersion,
     KeyScope,
+    NetworkMode,
     Route,
     RouteSpec,
     Runtime,
@@ -96,6 +97,7 @@ def _to_version(row: FunctionVersionRow) -> FunctionVersion:
         code_sha256=row.code_sha256,
         image=row.image,
         created_at=row.created_at,
+        network=cast(NetworkMode, row.network),
     )
 
 
@@ -151,6 +153,7 @@ def create_version(s: Session, spec: FunctionSpec, code_sha256: str, image: str 
         code_sha256=code_sha256,
         image=image,
         created_at=now,
+        network=spec.network,
     )
     s.add(row)
     function.latest_version = version
