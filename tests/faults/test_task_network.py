@@ -75,12 +75,11 @@ def our_rules(instance_id: str) -> list[str]:
     return [line for line in saved.stdout.splitlines() if instance_id in line]
 
 
-def deploy_probes(platform: Platform, tmp_path: Path) -> None:
+def deploy_isolated_probe(platform: Platform, tmp_path: Path) -> None:
     isolated = tmp_path / "net-probe-none"
     shutil.copytree(PROBE, isolated)
     spec = isolated / "function.yaml"
     spec.write_text(spec.read_text().replace("name: net-probe", "name: net-probe-none") + "network: none\n")
-    platform.fnctl("deploy", str(PROBE))
     platform.fnctl("deploy", str(isolated))
 
 
@@ -108,27 +107,26 @@ def test_a_task_reaches_its_runtime_api_and_the_internet_and_nothing_else(
         ) as platform,
     ):
         instance_id = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-        assert our_rules(instance_id), "the controller installed no rules of its own"
         gateway = str(ipaddress.ip_network(platform.subnet)[1])
         with listeners([gateway, HOST_LINK_LOCAL, HOST_PRIVATE]) as ports:
-            host_targets = {f"{address}:{port}": address for address, port in ports.items()}
-            deploy_probes(platform, tmp_path)
+            host_targets = [f"{address}:{port}" for address, port in ports.items()]
             blocked_elsewhere = [f"{a}:{PORT}" for a in (LINK_LOCAL, PRIVATE)] + [f"{DATABASE}:5432"]
             reachable_elsewhere = [f"{a}:{PORT}" for a in (INTERNET, ALLOWED, DATABASE)]
             targets = ["runtime-api", *host_targets, *blocked_elsewhere, *reachable_elsewhere]
 
-            default = probe(platform, "net-probe", targets)
-            isolated = probe(platform, "net-probe-none", targets)
+            platform.fnctl("deploy", str(PROBE))
+            # Refused by a rule (EHOSTUNREACH: icmp-admin-prohibited), not merely unanswered.
+            assert probe(platform, "net-probe", targets) == {
+                "runtime-api": "connected",
+                **{target: "EHOSTUNREACH" for target in host_targets},  # any port of any host address
+                **{target: "EHOSTUNREACH" for target in blocked_elsewhere},
+                **{target: "connected" for target in reachable_elsewhere},
+            }
 
-    # Refused by a rule (EHOSTUNREACH: icmp-admin-prohibited), not merely unanswered.
-    assert default == {
-        "runtime-api": "connected",
-        **{target: "EHOSTUNREACH" for target in host_targets},  # any port of any host address
-        **{target: "EHOSTUNREACH" for target in blocked_elsewhere},
-        **{target: "connected" for target in reachable_elsewhere},
-    }
-    assert isolated == {
-        "runtime-api": "connected",
-        **{target: "EHOSTUNREACH" for target in targets if target != "runtime-api"},
-    }
+            deploy_isolated_probe(platform, tmp_path)
+            assert probe(platform, "net-probe-none", targets) == {
+                "runtime-api": "connected",
+                **{target: "EHOSTUNREACH" for target in targets if target != "runtime-api"},
+            }
+        assert our_rules(instance_id), "the controller's chains are named after its instance"
     assert our_rules(instance_id) == [], "the controller left rules behind"
