@@ -36,6 +36,7 @@ from fnplat.controller.docker_decisions import (
     check_existing_network,
     container_environment,
     container_labels,
+    cpu_limit_args,
     exit_event_filters,
     find_overlap,
     gateway_of,
@@ -257,6 +258,17 @@ class DockerEngine:
                 log.warning("could not remove container %s after a failed start", container_id)
             raise
         return container_id
+
+    async def limit_cpu(self, container_id: str, cpus: float) -> None:
+        action = f"limit the CPU of container {container_id[:12]}"
+        await self._call(action, self._limit_cpu_sync, container_id, cpus)
+
+    def _limit_cpu_sync(self, container_id: str, cpus: float) -> None:
+        try:
+            self._api().update_container(container_id, **cpu_limit_args(cpus))
+        except docker.errors.APIError as exc:
+            if not _container_gone(exc):
+                raise
 
     async def kill(self, container_id: str) -> None:
         self._peak_memory.forget(container_id)

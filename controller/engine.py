@@ -39,6 +39,7 @@ class TaskDefinition:
     user: str = "993:990"
     cpu_shares: int | None = None  # weight under contention
     cpus: float | None = None  # hard limit (CFS quota), in vCPUs
+    cpu_limit_after_init: bool = False  # the limit is set by limit_cpu() once the task is ready
     network: NetworkMode = "default"  # "none": an address in the subnet's isolated part
 
 
@@ -92,6 +93,10 @@ class ContainerEngine(Protocol):
 
         `environment` is merged over taskdef.environment (per-task values such as the Runtime API address).
         """
+        ...
+
+    async def limit_cpu(self, container_id: str, cpus: float) -> None:
+        """Set a running container's CPU limit (CFS quota). A missing container is not an error."""
         ...
 
     async def kill(self, container_id: str) -> None:

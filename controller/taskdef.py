@@ -70,6 +70,7 @@ def compile_task_definition(
         user=settings.task_user,
         cpu_shares=max(2, version.memory * 1024 // _MB_PER_VCPU),
         cpus=task_cpus(version.memory, settings),
+        cpu_limit_after_init=settings.sandbox.cpu_limit_after_init,
         network=version.network,
     )
 

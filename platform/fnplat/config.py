@@ -54,6 +54,12 @@ class SandboxSettings:
         1769, "FNPLAT_TASK_MB_PER_VCPU", "MB of task memory that buy one vCPU of CPU limit (Lambda: 1769)"
     )
     min_cpus: float = setting(0.25, "FNPLAT_TASK_MIN_CPUS", "smallest CPU limit of a task, in vCPUs")
+    cpu_limit_after_init: bool = setting(
+        True,
+        "FNPLAT_TASK_CPU_LIMIT_AFTER_INIT",
+        "apply a task's CPU limit once it is ready, so init runs unthrottled as on Lambda"
+        " (false: from container start)",
+    )
     build_network: str = setting(
         "fnplat-builds", "FNPLAT_BUILD_NETWORK", "the bridge network the RUN steps of image builds use"
     )

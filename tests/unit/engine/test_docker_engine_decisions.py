@@ -16,6 +16,7 @@ from fnplat.controller.docker_decisions import (
     check_existing_network,
     container_environment,
     container_labels,
+    cpu_limit_args,
     find_overlap,
     host_config_args,
     image_volumes,
@@ -65,12 +66,17 @@ def test_host_config_is_the_locked_down_sandbox(tmp_path: Path) -> None:
 
 def test_host_config_leaves_out_unset_options() -> None:
     args = host_config_args(taskdef(), "tasks")
-    assert "binds" not in args and "cpu_shares" not in args and "nano_cpus" not in args
+    assert "binds" not in args and "cpu_shares" not in args and "cpu_quota" not in args
 
 
-def test_the_cpu_limit_is_a_cfs_quota_in_nano_cpus() -> None:
-    assert host_config_args(taskdef(cpus=0.25), "tasks")["nano_cpus"] == 250_000_000
-    assert host_config_args(taskdef(cpus=5.789), "tasks")["nano_cpus"] == 5_789_000_000
+def test_the_cpu_limit_is_a_cfs_quota_on_a_20_ms_period() -> None:
+    args = host_config_args(taskdef(cpus=0.25), "tasks")
+    assert (args["cpu_period"], args["cpu_quota"]) == (20_000, 5_000)
+    assert cpu_limit_args(5.789) == {"cpu_period": 20_000, "cpu_quota": 115_780}
+    assert cpu_limit_args(0.01)["cpu_quota"] == 1_000  # the kernel's smallest quota
+    # Set later by limit_cpu() when the task is ready: init runs unthrottled.
+    later = host_config_args(taskdef(cpus=0.25, cpu_limit_after_init=True), "tasks")
+    assert "cpu_quota" not in later and "cpu_period" not in later
 
 
 def test_declared_volumes_become_tmpfs_owned_by_the_task_user(tmp_path: Path) -> None:
