@@ -24,6 +24,7 @@ from fnplat.controller.addresses import isolated_range
 from fnplat.controller.engine import NetworkInfo
 from fnplat.controller.netfilter_rules import (
     Endpoint,
+    Listing,
     NetworkPolicy,
     apply_script,
     database_target,
@@ -165,7 +166,7 @@ class IptablesFirewall:
         async with self._lock:
             if self._policies is None:
                 return
-            listing = parse_listing(await self._run(["iptables-save", "-t", "filter"], None), self._tag)
+            listing = await self._listing()
             script = removal_script(self._tag, listing)
             if script is not None:
                 await self._run(["iptables-restore", "-w", "--noflush"], script)
@@ -173,12 +174,27 @@ class IptablesFirewall:
 
     async def _apply(self) -> None:
         assert self._policies is not None
-        listing = parse_listing(await self._run(["iptables-save", "-t", "filter"], None), self._tag)
+        listing = await self._listing()
         try:
             script = apply_script(self._policies, self._tag, listing)
         except ValueError as exc:
             raise FirewallError(f"cannot install the task firewall: {exc}") from None
         await self._run(["iptables-restore", "-w", "--noflush"], script)
+
+    async def _listing(self) -> Listing:
+        try:
+            saved = await self._run(["iptables-save", "-t", "filter"], None)
+        except FirewallError as exc:
+            if self._is_root():
+                raise
+            # Not root: the platform image gives its iptables binary CAP_NET_ADMIN instead, which
+            # works only when the container was granted it.
+            raise FirewallError(
+                "the task firewall needs root, or CAP_NET_ADMIN for iptables (the platform image: "
+                f"docker run --cap-add NET_ADMIN), or FNPLAT_TASK_FIREWALL=false on an unprivileged "
+                f"dev set-up, where {_DISABLED_RISK}; iptables said: {exc.message}"
+            ) from None
+        return parse_listing(saved, self._tag)
 
     def _preflight(self) -> None:
         missing = [tool for tool in ("iptables-save", "iptables-restore") if self._which(tool) is None]
@@ -187,11 +203,6 @@ class IptablesFirewall:
                 f"the task firewall needs {' and '.join(missing)} (Debian package iptables; "
                 f"scripts/ensure-tools.sh installs it), or FNPLAT_TASK_FIREWALL=false on an "
                 f"unprivileged dev set-up, where {_DISABLED_RISK}"
-            )
-        if not self._is_root():
-            raise FirewallError(
-                "the task firewall needs root to install iptables rules; run the controller as root, "
-                f"or set FNPLAT_TASK_FIREWALL=false on an unprivileged dev set-up, where {_DISABLED_RISK}"
             )
 
     async def _metadata_store_endpoints(self) -> tuple[Endpoint, ...]:
