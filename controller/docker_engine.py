@@ -191,7 +191,9 @@ class DockerEngine:
                 check_duplicate=True,
             )
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: another controller created it just now
+            # 409, or 403 "pool overlaps": another controller created it just now (several
+            # share the build network); anything else, or no such network now, is a failure.
+            if exc.status_code not in (403, 409) or self._inspect_network(api, name) is None:
                 raise
         existing = self._inspect_network(api, name)
         if existing is None:
@@ -336,8 +338,12 @@ class DockerEngine:
         for reference in references:
             try:
                 attrs = api.inspect_image(reference.image)
-            except (docker.errors.NotFound, docker.errors.APIError):
-                continue  # not here (the build fails on it) or not a valid name
+            except docker.errors.NotFound:
+                continue  # not here: the build fails on it
+            except docker.errors.APIError as exc:
+                if exc.status_code == 400:
+                    continue  # not a valid name: the build fails on it
+                raise  # anything else: refuse to build rather than skip the check
             if ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_MANAGED) == "true":
                 return reference
         return None
