@@ -10,7 +10,7 @@
 #
 #   sudo install -d -o 10001 -g 10001 /var/lib/fnplat      # once: the data dir, owned by the image's user
 #   docker run -d --name fnplat --restart unless-stopped --stop-timeout 30 \
-#     --network host \
+#     --network host --cap-add NET_ADMIN \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v /var/lib/fnplat:/var/lib/fnplat \
@@ -29,6 +29,12 @@
 #   172.31.252.0/22); only a process in the host's network namespace can listen there.
 #   With host networking the default `up --host 0.0.0.0` listens on every interface of the host:
 #   pass `up --host 127.0.0.1` (or a single address) to keep the gateway private.
+# - --cap-add NET_ADMIN: the controller installs iptables chains of its own that keep tasks and
+#   image builds from the host's services, link-local addresses (cloud metadata), private networks
+#   and the metadata store (controller/netfilter.py), and removes them at shutdown. The image's
+#   iptables (nft) carries CAP_NET_ADMIN as a file capability, so the non-root process can use it
+#   when the container may; without it the platform refuses to start (FNPLAT_TASK_FIREWALL=false
+#   turns the rules off, for unprivileged development only).
 # - --stop-timeout: on SIGTERM the platform drains and removes its tasks before it exits.
 #
 # The admin API key is printed once to the container's log on first start and saved in
@@ -78,6 +84,15 @@ RUN groupadd --system --gid 10001 fnplat \
  && useradd --system --uid 10001 --gid fnplat --groups fnplat-tasks --home-dir /var/lib/fnplat \
       --no-create-home --shell /usr/sbin/nologin fnplat \
  && install -d -o fnplat -g fnplat -m 0700 /var/lib/fnplat
+
+# The task firewall's iptables (see --cap-add NET_ADMIN above): the nft variant, as Docker's own
+# rules on Debian bookworm, with CAP_NET_ADMIN as a file capability (setcap is not kept).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables libcap2-bin \
+ && update-alternatives --set iptables /usr/sbin/iptables-nft \
+ && setcap cap_net_admin+ep "$(readlink -f /usr/sbin/iptables-nft)" \
+ && apt-get purge -y libcap2-bin \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
 COPY --from=build /opt/fnplat /opt/fnplat
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import posixpath
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,11 @@ BUILD_TIMEOUT_S = 1800  # seconds without build output before we give up (apt st
 BUILD_LOG_TAIL = 20
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _FULL_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+# CFS period of tasks' CPU limits. Docker's default (100 ms) lets a 0.25-vCPU task that used its
+# 25 ms stall for up to 75 ms; 20 ms bounds that stall to 15 ms. The kernel wants quotas of at
+# least 1 ms, so the smallest limit is 0.05 vCPU.
+CPU_PERIOD_US = 20_000
+MIN_CPU_QUOTA_US = 1_000
 
 
 def image_hint(image: str) -> str:
@@ -86,13 +92,26 @@ def container_environment(taskdef: TaskDefinition, environment: Mapping[str, str
     return [f"{key}={value}" for key, value in merged.items()]
 
 
-def host_config_args(taskdef: TaskDefinition, network: str) -> dict[str, Any]:
-    """The sandbox: everything `create_host_config` gets for a task (see product.md, sandboxes)."""
+def host_config_args(
+    taskdef: TaskDefinition, network: str, volumes: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The sandbox: everything `create_host_config` gets for a task (see product.md, sandboxes).
+
+    `volumes` are the paths the image declares as VOLUMEs: each gets a size-limited tmpfs owned
+    by the task's user instead of the host-backed anonymous volume Docker would create (writable
+    host disk outside every limit, and leaked unless removed with the container)."""
+    # exec: Lambda lets functions run programs they unpack into /tmp.
+    tmpfs = {"/tmp": f"rw,exec,size={taskdef.tmp_size_mb}m,mode=1777"}
+    for path in volume_mounts(volumes, taskdef):
+        # runc keeps the mode of the image's directory; the owner is the task's user.
+        tmpfs[path] = f"rw,exec,size={taskdef.tmp_size_mb}m" + _owner_options(taskdef.user)
     args: dict[str, Any] = {
         "network_mode": network,  # the task network only, never the default bridge
         "read_only": True,
-        # exec: Lambda lets functions run programs they unpack into /tmp.
-        "tmpfs": {"/tmp": f"rw,exec,size={taskdef.tmp_size_mb}m,mode=1777"},
+        "tmpfs": tmpfs,
+        # Tasks' bridges are IPv4 only; no IPv6 at all means no path to the host's link-local
+        # IPv6 addresses around the IPv4 firewall (Docker 20.10 sets this too; newer may not).
+        "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": taskdef.pids_limit,
@@ -105,9 +124,38 @@ def host_config_args(taskdef: TaskDefinition, network: str) -> dict[str, Any]:
     }
     if taskdef.cpu_shares is not None:
         args["cpu_shares"] = taskdef.cpu_shares
+    if taskdef.cpus is not None and not taskdef.cpu_limit_after_init:
+        args.update(cpu_limit_args(taskdef.cpus))
     if taskdef.code_dir is not None:
         args["binds"] = {str(taskdef.code_dir): {"bind": "/var/task", "mode": "ro"}}
     return args
+
+
+def cpu_limit_args(cpus: float) -> dict[str, int]:
+    """CFS period and quota for a CPU limit in vCPUs (create_host_config and update_container)."""
+    return {"cpu_period": CPU_PERIOD_US, "cpu_quota": max(MIN_CPU_QUOTA_US, round(cpus * CPU_PERIOD_US))}
+
+
+def volume_mounts(volumes: tuple[str, ...], taskdef: TaskDefinition) -> list[str]:
+    """The declared VOLUME paths that need a tmpfs: normalised, absolute, not already mounted."""
+    taken = {"/tmp"} | ({"/var/task"} if taskdef.code_dir is not None else set())
+    paths: list[str] = []
+    for volume in volumes:
+        path = posixpath.normpath(volume)
+        if path.startswith("/") and path != "/" and path not in taken and path not in paths:
+            paths.append(path)
+    return paths
+
+
+def _owner_options(user: str) -> str:
+    uid, _, gid = user.partition(":")
+    return f",uid={uid},gid={gid}" if uid.isdigit() and gid.isdigit() else ""
+
+
+def image_volumes(attrs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The VOLUME paths an image declares, from `inspect_image`."""
+    declared = (attrs.get("Config") or {}).get("Volumes") or {}
+    return tuple(sorted(str(path) for path in declared))
 
 
 def managed_filters(instance_id: str) -> dict[str, list[str]]:

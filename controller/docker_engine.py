@@ -36,16 +36,20 @@ from fnplat.controller.docker_decisions import (
     check_existing_network,
     container_environment,
     container_labels,
+    cpu_limit_args,
     exit_event_filters,
     find_overlap,
     gateway_of,
     host_config_args,
     image_hint,
+    image_volumes,
     managed_filters,
 )
 from fnplat.controller.docker_watchers import ExitWatcher, LoopHandoff, OpenStreams, OutputFollower
+from fnplat.controller.dockerfile_check import FUNCTION_BASE_REASON, ImageReference, check_dockerfile, refusal
 from fnplat.controller.engine import (
     LABEL_MANAGED,
+    BuildLimits,
     ContainerHandle,
     ExitCallback,
     NetworkInfo,
@@ -106,8 +110,10 @@ class DockerEngine:
         client_factory: ClientFactory = docker.from_env,
         max_workers: int = 32,
         cgroup_root: Path = CGROUP_ROOT,
+        build_limits: BuildLimits | None = None,
     ) -> None:
         self.instance_id = instance_id
+        self._build_limits = build_limits or BuildLimits()
         self._client_factory = client_factory
         self._max_workers = max_workers
         self._peak_memory = PeakMemoryReader(cgroup_root)
@@ -116,6 +122,10 @@ class DockerEngine:
         self._client_lock = threading.Lock()
         self._client: docker.DockerClient | None = None
         self._network: NetworkInfo | None = None
+        self._build_network: NetworkInfo | None = None
+        # VOLUMEs each image declares, inspected once per image (tags of function images are
+        # content-addressed): the only per-image Docker round trip on the cold-start path.
+        self._image_volumes: dict[str, tuple[str, ...]] = {}
         self._streams = OpenStreams()  # also carries the closing flag
         self._exit_watcher: ExitWatcher | None = None
         self._output_follower: OutputFollower | None = None
@@ -153,6 +163,15 @@ class DockerEngine:
         self._network = info
         return info
 
+    async def ensure_build_network(self, name: str, subnet: str) -> NetworkInfo:
+        try:
+            ipaddress.ip_network(subnet)
+        except ValueError as exc:
+            raise EngineError(f"invalid build subnet {subnet!r}: {exc}") from exc
+        info = await self._call(f"set up network {name}", self._ensure_network_sync, name, subnet)
+        self._build_network = info
+        return info
+
     def _ensure_network_sync(self, name: str, subnet: str) -> NetworkInfo:
         api = self._api()
         existing = self._inspect_network(api, name)
@@ -172,7 +191,9 @@ class DockerEngine:
                 check_duplicate=True,
             )
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: another controller created it just now
+            # 409, or 403 "pool overlaps": another controller created it just now (several
+            # share the build network); anything else, or no such network now, is a failure.
+            if exc.status_code not in (403, 409) or self._inspect_network(api, name) is None:
                 raise
         existing = self._inspect_network(api, name)
         if existing is None:
@@ -212,6 +233,10 @@ class DockerEngine:
         self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str], network: str
     ) -> str:
         api = self._api()
+        volumes = self._image_volumes.get(taskdef.image)
+        if volumes is None:
+            volumes = image_volumes(api.inspect_image(taskdef.image))
+            self._image_volumes[taskdef.image] = volumes
         created = api.create_container(
             image=taskdef.image,
             command=list(taskdef.command) if taskdef.command is not None else None,
@@ -219,7 +244,7 @@ class DockerEngine:
             user=taskdef.user,
             environment=container_environment(taskdef, environment),
             labels=container_labels(taskdef, self.instance_id),
-            host_config=api.create_host_config(**host_config_args(taskdef, network)),
+            host_config=api.create_host_config(**host_config_args(taskdef, network, volumes)),
             networking_config=api.create_networking_config(
                 {network: api.create_endpoint_config(ipv4_address=ip)}
             ),
@@ -230,11 +255,22 @@ class DockerEngine:
         except Exception:
             # A created-but-never-started container would hold its name and address: remove it.
             try:
-                api.remove_container(container_id, force=True)
+                api.remove_container(container_id, force=True, v=True)
             except docker.errors.DockerException:
                 log.warning("could not remove container %s after a failed start", container_id)
             raise
         return container_id
+
+    async def limit_cpu(self, container_id: str, cpus: float) -> None:
+        action = f"limit the CPU of container {container_id[:12]}"
+        await self._call(action, self._limit_cpu_sync, container_id, cpus)
+
+    def _limit_cpu_sync(self, container_id: str, cpus: float) -> None:
+        try:
+            self._api().update_container(container_id, **cpu_limit_args(cpus))
+        except docker.errors.APIError as exc:
+            if not _container_gone(exc):
+                raise
 
     async def kill(self, container_id: str) -> None:
         self._peak_memory.forget(container_id)
@@ -260,7 +296,7 @@ class DockerEngine:
                 raise
         try:
             api.wait(container_id, timeout=KILL_WAIT_S)
-            api.remove_container(container_id)
+            api.remove_container(container_id, v=True)  # v: its anonymous volumes too
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -269,7 +305,7 @@ class DockerEngine:
             raise
         except requests.exceptions.ReadTimeout:
             # Stuck past SIGKILL (a hung mount, say): force it, as nothing else would.
-            api.remove_container(container_id, force=True)
+            api.remove_container(container_id, force=True, v=True)
 
     async def list_managed(self, instance_id: str) -> list[str]:
         return await self._call("list containers", self._list_sync, managed_filters(instance_id))
@@ -284,12 +320,39 @@ class DockerEngine:
     # ---- images -----------------------------------------------------------------------------
 
     async def build_image(self, context_dir: Path, tag: str) -> str:
-        if not (context_dir / "Dockerfile").is_file():
+        dockerfile = context_dir / "Dockerfile"
+        if not dockerfile.is_file():
             raise ImageBuildError(f"cannot build {tag}: {context_dir} has no Dockerfile")
+        allow_function_bases = self._build_limits.allow_function_bases
+        text = await asyncio.to_thread(dockerfile.read_text, encoding="utf-8", errors="replace")
+        references = check_dockerfile(text, allow_function_bases)
+        if not allow_function_bases and references:
+            found = await self._call("inspect base images", self._function_image_among, references)
+            if found is not None:
+                raise refusal(found.instruction, FUNCTION_BASE_REASON)
         return await self._call(f"build image {tag}", self._build_sync, context_dir, tag)
+
+    def _function_image_among(self, references: list[ImageReference]) -> ImageReference | None:
+        """The first reference naming an image our builds made, by any of its names or its id."""
+        api = self._api()
+        for reference in references:
+            try:
+                attrs = api.inspect_image(reference.image)
+            except docker.errors.NotFound:
+                continue  # not here: the build fails on it
+            except docker.errors.APIError as exc:
+                if exc.status_code == 400:
+                    continue  # not a valid name: the build fails on it
+                raise  # anything else: refuse to build rather than skip the check
+            if ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_MANAGED) == "true":
+                return reference
+        return None
 
     def _build_sync(self, context_dir: Path, tag: str) -> str:
         api = self._api()
+        memory = self._build_limits.memory_mb * 1024 * 1024
+        # No network unless the build network is set up (the controller does at start).
+        network = self._build_network.name if self._build_network is not None else "none"
         tail: collections.deque[str] = collections.deque(maxlen=BUILD_LOG_TAIL)
         image_id: str | None = None
         try:
@@ -302,6 +365,8 @@ class DockerEngine:
                 decode=True,
                 labels={LABEL_MANAGED: "true"},
                 timeout=BUILD_TIMEOUT_S,
+                network_mode=network,
+                container_limits={"memory": memory, "memswap": memory},  # memswap = memory: no swap
             ):
                 if "stream" in chunk:
                     tail.extend(line for line in str(chunk["stream"]).splitlines() if line.strip())

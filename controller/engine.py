@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fnplat.domain import frozen_map
+from fnplat.domain import NetworkMode, frozen_map
 
 LABEL_MANAGED = "fnplat.managed"  # "true" on every container we start
 LABEL_INSTANCE = "fnplat.instance"  # which controller owns it (orphan clean-up filters on this)
 LABEL_FUNCTION = "fnplat.function"
 LABEL_VERSION = "fnplat.version"
 LABEL_TASK = "fnplat.task"
+LABEL_NETWORK = "fnplat.network"  # the function's network mode: "default" or "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,18 @@ class TaskDefinition:
     tmp_size_mb: int = 512
     pids_limit: int = 1024
     user: str = "993:990"
-    cpu_shares: int | None = None
+    cpu_shares: int | None = None  # weight under contention
+    cpus: float | None = None  # hard limit (CFS quota), in vCPUs
+    cpu_limit_after_init: bool = False  # the limit is set by limit_cpu() once the task is ready
+    network: NetworkMode = "default"  # "none": an address in the subnet's isolated part
+
+
+@dataclass(frozen=True, slots=True)
+class BuildLimits:
+    """How image builds are confined besides their network (see docker_engine.build_image)."""
+
+    memory_mb: int = 2048  # per build step container, no swap
+    allow_function_bases: bool = False  # may a Dockerfile build on a function image (fnplat-fn/*)?
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +94,11 @@ class ContainerEngine(Protocol):
         """Create the isolated task network if missing (no inter-container traffic); return it."""
         ...
 
+    async def ensure_build_network(self, name: str, subnet: str) -> NetworkInfo:
+        """Create the network image builds run their steps on if missing (no inter-container
+        traffic); builds use it from then on (before: no network at all)."""
+        ...
+
     async def run(
         self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str]
     ) -> ContainerHandle:
@@ -91,8 +108,13 @@ class ContainerEngine(Protocol):
         """
         ...
 
+    async def limit_cpu(self, container_id: str, cpus: float) -> None:
+        """Set a running container's CPU limit (CFS quota). A missing container is not an error."""
+        ...
+
     async def kill(self, container_id: str) -> None:
-        """SIGKILL the container and remove it. Idempotent: a missing container is not an error."""
+        """SIGKILL the container and remove it with its anonymous volumes. Idempotent: a missing
+        container is not an error."""
         ...
 
     async def list_managed(self, instance_id: str) -> list[str]:
@@ -115,9 +137,11 @@ class ContainerEngine(Protocol):
         ...
 
     async def build_image(self, context_dir: Path, tag: str) -> str:
-        """Build a Dockerfile context offline; return the image id.
+        """Build a Dockerfile context offline, confined (build network, memory limit, no
+        function image as a base unless allowed); return the image id.
 
-        Raises ImageBuildError carrying the tail of the build log."""
+        Raises InvalidParameter naming a refused Dockerfile line, ImageBuildError carrying the
+        tail of the build log."""
         ...
 
     async def image_exists(self, tag: str) -> bool: ...

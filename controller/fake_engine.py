@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import itertools
 import json
 import time
@@ -148,6 +149,11 @@ class FakeEngine:
         self.images: set[str] = set()
         self.run_error: EngineError | None = None  # set to make run() fail
         self.run_delay_s = 0.0
+        # Set to hold run()'s return until it is set: the container runs (and may ask for its
+        # first event) before the controller learns its id, as Docker's answer can be late.
+        self.run_returns: asyncio.Event | None = None
+        self.cpu_limits: dict[str, float] = {}  # container id -> vCPUs, as limit_cpu() set them
+        self.limit_cpu_error: EngineError | None = None  # set to make limit_cpu() fail
         self.network: NetworkInfo | None = None
         self._ids = itertools.count(1)
         self._on_exit: ExitCallback | None = None
@@ -190,6 +196,10 @@ class FakeEngine:
         self.network = NetworkInfo(name=name, subnet=FAKE_SUBNET, gateway_ip=FAKE_GATEWAY)
         return self.network
 
+    async def ensure_build_network(self, name: str, subnet: str) -> NetworkInfo:
+        gateway = str(next(ipaddress.ip_network(subnet).hosts()))
+        return NetworkInfo(name=name, subnet=subnet, gateway_ip=gateway)
+
     async def run(
         self, taskdef: TaskDefinition, name: str, ip: str, environment: Mapping[str, str]
     ) -> ContainerHandle:
@@ -211,7 +221,14 @@ class FakeEngine:
         self.containers[container_id] = container
         container.job = asyncio.get_running_loop().create_task(self._life(container))
         self._notify()
+        if self.run_returns is not None:
+            await self.run_returns.wait()
         return ContainerHandle(container_id=container_id, name=name, ip=ip)
+
+    async def limit_cpu(self, container_id: str, cpus: float) -> None:
+        if self.limit_cpu_error is not None:
+            raise self.limit_cpu_error
+        self.cpu_limits[container_id] = cpus
 
     async def kill(self, container_id: str) -> None:
         container = self.containers.pop(container_id, None)

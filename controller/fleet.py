@@ -146,7 +146,7 @@ class Fleet:
             self._evict_own_function(pool)
         if decision.evict_memory_mb:
             self._evict_memory(fn, decision.evict_memory_mb)
-        ip = self._addresses.allocate()
+        ip = self._addresses.allocate(isolated=version.network == "none")
         task = Task(
             task_id=secrets.token_hex(6),
             version=version,
@@ -203,6 +203,8 @@ class Fleet:
         task.init_duration_ms = (task.ready_at - task.created) * 1000.0
         self._metrics.init_duration.labels(task.function_name).observe(task.init_duration_ms / 1000.0)
         self._pool_of[task].on_ready(task)
+        if task.handle is not None:  # else engine.run() has not returned yet: _start() does it
+            self._limit_cpu_after_init(task)
 
     def on_init_error(self, task: Task, body: bytes, error_type: str | None) -> bool:
         if task.state is not TaskState.STARTING:
@@ -302,6 +304,8 @@ class Fleet:
         if early is not None:
             self.on_exit(early)
             return
+        if task.ready_at is not None:  # its first `next` came before engine.run() returned
+            self._limit_cpu_after_init(task)
         if task.state is TaskState.STARTING:
             loop = asyncio.get_running_loop()
             self._init_timers[task] = loop.call_later(
@@ -320,6 +324,23 @@ class Fleet:
             taskdef = compile_task_definition(version, code_dir, self._settings, self._region)
             self._taskdefs[version.key] = taskdef
         return taskdef
+
+    def _limit_cpu_after_init(self, task: Task) -> None:
+        """Init ran unthrottled (as Lambda's); from now on the task gets its share (taskdef.py)."""
+        taskdef = self._taskdefs.get(task.version.key)
+        if taskdef is None or taskdef.cpus is None or not taskdef.cpu_limit_after_init:
+            return
+        assert task.handle is not None
+        self._spawn(self._limit_cpu(task, task.handle.container_id, taskdef.cpus))
+
+    async def _limit_cpu(self, task: Task, container_id: str, cpus: float) -> None:
+        try:
+            await self._engine.limit_cpu(container_id, cpus)
+        except FnplatError as exc:
+            if task.state is not TaskState.STOPPING and task.state is not TaskState.STOPPED:
+                # Unconfined CPU would let it starve its neighbours: replace it.
+                log.warning("could not limit the CPU of task %s, stopping it: %s", task.task_id, exc)
+                self.stop(task)
 
     def _init_timed_out(self, task: Task) -> None:
         self._init_timers.pop(task, None)

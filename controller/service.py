@@ -22,6 +22,7 @@ from fnplat.config import ControllerSettings
 from fnplat.controller import outcomes
 from fnplat.controller.engine import ContainerEngine
 from fnplat.controller.fleet import Fleet
+from fnplat.controller.netfilter import Firewall
 from fnplat.controller.output_gate import OutputGate
 from fnplat.controller.output_limits import DropNotice, OutputLimits
 from fnplat.controller.pool import TaskInitFailed
@@ -53,9 +54,11 @@ class Controller:
         log_sink: Callable[[LogEvent], None],
         record_sink: Callable[[InvocationRecord], None],
         metrics: Metrics,
+        firewall: Firewall,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
+        self._firewall = firewall
         self._settings = settings
         self._log_sink = log_sink
         self._record_sink = record_sink
@@ -74,8 +77,12 @@ class Controller:
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         network = await self._engine.ensure_network(self._settings.task_network, self._settings.task_subnet)
+        sandbox = self._settings.sandbox
+        builds = await self._engine.ensure_build_network(sandbox.build_network, sandbox.build_subnet)
         await self.remove_orphans()
         port = await self._server.start(network.gateway_ip, self._settings.runtime_api_port)
+        # Before any task starts: without it a task reaches every service of the host.
+        await self._firewall.install(network, port, builds)
         self.runtime_api_address = f"{network.gateway_ip}:{port}"
         self._fleet.attach(network, self.runtime_api_address)
         self._output = OutputGate(
@@ -87,6 +94,10 @@ class Controller:
         await self._engine.watch(self._fleet.on_exit, self._output)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
         self._started = True
+
+    async def ensure_firewall(self) -> None:
+        """Re-assert the task firewall (after a dockerd restart, say); idempotent."""
+        await self._firewall.ensure()
 
     async def remove_orphans(self) -> int:
         """Kill containers a previous run of this controller instance left behind (by label only)."""
@@ -109,6 +120,10 @@ class Controller:
             self._output.close()  # drop notices still open go to the log, while their tasks exist
         await self._fleet.close()
         await self._server.close()
+        try:  # only once no task is left
+            await self._firewall.remove()
+        except ServiceError as exc:  # the rules stay and keep confining; the next start replaces them
+            log.warning("could not remove the task firewall: %s", exc)
 
     # -- Invoker --------------------------------------------------------------------------------
     async def invoke(self, request: InvocationRequest) -> InvocationResult:

@@ -13,6 +13,7 @@ from fnplat.controller.engine import (
     LABEL_FUNCTION,
     LABEL_INSTANCE,
     LABEL_MANAGED,
+    LABEL_NETWORK,
     LABEL_VERSION,
     TaskDefinition,
 )
@@ -68,7 +69,16 @@ def compile_task_definition(
         pids_limit=settings.pids_limit,
         user=settings.task_user,
         cpu_shares=max(2, version.memory * 1024 // _MB_PER_VCPU),
+        cpus=task_cpus(version.memory, settings),
+        cpu_limit_after_init=settings.sandbox.cpu_limit_after_init,
+        network=version.network,
     )
+
+
+def task_cpus(memory_mb: int, settings: ControllerSettings) -> float:
+    """The task's CPU limit in vCPUs: in proportion to its memory as Lambda, never below the floor."""
+    sandbox = settings.sandbox
+    return round(max(sandbox.min_cpus, memory_mb / sandbox.mb_per_vcpu), 3)
 
 
 def task_environment(version: FunctionVersion, region: str) -> dict[str, str]:
@@ -103,4 +113,5 @@ def task_labels(version: FunctionVersion, instance_id: str) -> dict[str, str]:
         LABEL_INSTANCE: instance_id,
         LABEL_FUNCTION: version.function_name,
         LABEL_VERSION: str(version.version),
+        LABEL_NETWORK: version.network,
     }

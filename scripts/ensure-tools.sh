@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Host tools the tests and benchmarks call: wrk (HTTP load for bench/). Installs Debian's package
-# only when the tool is missing and we are root with apt-get; otherwise says what is missing.
-# Idempotent and silent when everything is there.
+# Host tools the platform, tests and benchmarks call: iptables (the controller's task firewall,
+# controller/netfilter.py; its tests add addresses and namespaces with iproute2's ip) and wrk (HTTP
+# load for bench/). Installs Debian's packages only when a tool is missing and we are root with
+# apt-get; otherwise says what is missing. Idempotent and silent when everything is there.
 set -euo pipefail
 
 log() { printf '[ensure-tools] %s\n' "$*" >&2; }
 
 missing=()
+# iptables-save lives in /usr/sbin, which a non-root PATH may lack.
+command -v iptables-save >/dev/null 2>&1 || [ -x /usr/sbin/iptables-save ] || missing+=(iptables)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  log "missing: ${missing[*]} (needed by bench/ and its smoke test); install them and re-run."
+  log "missing: ${missing[*]} (the task firewall, its tests and bench/); install them and re-run."
   exit 1
 fi
 log "installing Debian's ${missing[*]}"

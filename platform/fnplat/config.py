@@ -61,6 +61,46 @@ class OutputSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """What tasks and image builds may reach and use (controller/netfilter*.py, taskdef.py)."""
+
+    firewall: bool = setting(
+        True,
+        "FNPLAT_TASK_FIREWALL",
+        "install the iptables rules that confine tasks and builds (needs root); false only on"
+        " unprivileged dev set-ups: tasks then reach host services, link-local and private networks",
+    )
+    allow_cidrs: tuple[str, ...] = setting(
+        (),
+        "FNPLAT_TASK_ALLOW_CIDRS",
+        "comma-separated private IPv4 CIDRs tasks may reach (never the host, link-local or the"
+        " metadata store)",
+    )
+    mb_per_vcpu: int = setting(
+        1769, "FNPLAT_TASK_MB_PER_VCPU", "MB of task memory that buy one vCPU of CPU limit (Lambda: 1769)"
+    )
+    min_cpus: float = setting(0.25, "FNPLAT_TASK_MIN_CPUS", "smallest CPU limit of a task, in vCPUs")
+    cpu_limit_after_init: bool = setting(
+        True,
+        "FNPLAT_TASK_CPU_LIMIT_AFTER_INIT",
+        "apply a task's CPU limit once it is ready, so init runs unthrottled as on Lambda"
+        " (false: from container start)",
+    )
+    build_network: str = setting(
+        "fnplat-builds", "FNPLAT_BUILD_NETWORK", "the bridge network the RUN steps of image builds use"
+    )
+    build_subnet: str = setting("172.31.248.0/24", "FNPLAT_BUILD_SUBNET", "subnet of that bridge")
+    build_memory_mb: int = setting(
+        2048, "FNPLAT_BUILD_MEMORY", "MB of memory (no swap) each step of an image build may use"
+    )
+    allow_function_bases: bool = setting(
+        False,
+        "FNPLAT_BUILD_ALLOW_FUNCTION_BASES",
+        "let a function's Dockerfile build on another function's image (fnplat-fn/*)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ControllerSettings:
     # Runtime API listener: on the task network's gateway address (tasks reach nothing else on the host).
     runtime_api_port: int = setting(
@@ -96,6 +136,7 @@ class ControllerSettings:
     pids_limit: int = setting(1024, "FNPLAT_TASK_PIDS_LIMIT", "processes and threads per task")
     tmp_size_mb: int = setting(512, "FNPLAT_TASK_TMP_SIZE", "MB of the writable /tmp of each task")
     task_user: str = setting("993:990", "FNPLAT_TASK_USER", "numeric uid:gid tasks run as")
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     # Derived from the data dir by from_env (see there), not set directly.
     instance_id: str = setting("local", None, "label value that tells our tasks from another controller's")
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -365,7 +406,7 @@ def settings_table() -> list[SettingDoc]:
             continue
         _, type_name, _ = _parser(annotation)
         default = f.default if f.default is not dataclasses.MISSING else None
-        shown = "" if default is None or default == () else str(default)
+        shown = "" if default is None else ",".join(default) if isinstance(default, tuple) else str(default)
         rows.append(SettingDoc(env, path, type_name, shown, str(f.metadata.get("help", ""))))
     return rows
 

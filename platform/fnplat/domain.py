@@ -21,6 +21,10 @@ RUNTIMES: tuple[str, ...] = ("python3.11", "nodejs18.x", "provided", "image")
 Runtime = Literal["python3.11", "nodejs18.x", "provided", "image"]
 AuthMode = Literal["api_key", "none"]
 KeyScope = Literal["admin", "invoke"]
+# function.yaml `network`: "default" reaches the internet (not the host, link-local or private
+# ranges); "none" reaches nothing but its Runtime API.
+NetworkMode = Literal["default", "none"]
+NETWORK_MODES: tuple[str, ...] = ("default", "none")
 
 LATEST = "$LATEST"
 
@@ -74,6 +78,7 @@ class FunctionSpec:
     # `async:`; None when function.yaml has no `async:` key (the stored config, if any, stands).
     event_invoke: EventInvokeConfig | None = None
     schedules: tuple[ScheduleSpec, ...] = ()
+    network: NetworkMode = "default"
     http: HttpConfig = DEFAULT_HTTP_CONFIG  # function-level auth, cors and payload
 
     def route_http(self, route: RouteSpec) -> HttpConfig:
@@ -95,6 +100,7 @@ class FunctionVersion:
     code_sha256: str
     image: str | None  # the built image tag for runtime "image"; None otherwise
     created_at: datetime
+    network: NetworkMode = "default"
 
     @property
     def key(self) -> str:

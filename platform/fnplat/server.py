@@ -3,7 +3,8 @@
 Start-up order (each step is undone in reverse on the way out): data dir (private) → store
 migrated to head → environment key (stored environments encrypted under it) → admin key →
 catalog loaded into memory → recorder (replays its journal) → container engine and controller
-(removes orphans, starts the Runtime API) → housekeeping (retention, GC) → gateway listening.
+(removes orphans, starts the Runtime API, installs the task firewall) → housekeeping (retention,
+GC) → gateway listening.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from fnplat.artifacts import ArtifactStore
 from fnplat.catalog import Catalog
 from fnplat.config import Settings
 from fnplat.controller.docker_engine import DockerEngine
+from fnplat.controller.engine import BuildLimits
+from fnplat.controller.netfilter import firewall_for
 from fnplat.controller.service import Controller
 from fnplat.controller.task import TaskInfo
 from fnplat.datadir import own_code_access, prepare_data_dir
@@ -73,6 +76,7 @@ async def _main(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings) -> AsyncIterator[str]:
     """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
+    firewall = firewall_for(settings.controller, settings.database_url)  # bad settings fail first
     prepare_data_dir(settings)
     db = make_engine(settings.db_url, settings.telemetry)
     try:
@@ -98,7 +102,11 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
     def code_dir_for(version: FunctionVersion) -> Path | None:
         return None if version.runtime == "image" else artifacts.unpack(version.code_sha256)
 
-    engine = DockerEngine(settings.controller.instance_id)
+    sandbox = settings.controller.sandbox
+    engine = DockerEngine(
+        settings.controller.instance_id,
+        build_limits=BuildLimits(sandbox.build_memory_mb, sandbox.allow_function_bases),
+    )
     controller = Controller(
         engine,
         settings.controller,
@@ -107,6 +115,7 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
         log_sink=recorder.log,
         record_sink=recorder.record,
         metrics=metrics,
+        firewall=firewall,
     )
     housekeeper = Housekeeper(db, sessions, artifacts, engine, settings.telemetry, metrics)
     runner: web.AppRunner | None = None

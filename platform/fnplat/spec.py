@@ -22,11 +22,13 @@ from fnplat.domain import (
     MEMORY_DEFAULT_MB,
     MEMORY_MAX_MB,
     MEMORY_MIN_MB,
+    NETWORK_MODES,
     RUNTIMES,
     TIMEOUT_DEFAULT_S,
     TIMEOUT_MAX_S,
     TIMEOUT_MIN_S,
     FunctionSpec,
+    NetworkMode,
     RouteSpec,
     Runtime,
     frozen_map,
@@ -54,6 +56,7 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "schedules",
     "cors",
     "payload",
+    "network",
 )
 ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 # Paths the gateway serves itself; a function route there would shadow or be shadowed.
@@ -218,6 +221,7 @@ class _SpecReader:
             http=http,
             event_invoke=self.event_invoke(name),
             schedules=self.schedules(),
+            network=self.network(),
         )
 
     def required_str(self, key: str) -> str:
@@ -333,6 +337,14 @@ class _SpecReader:
             return parse_schedules(self.doc.get("schedules"))
         except SpecError as exc:
             raise self.fail(exc.message) from None
+
+    def network(self) -> NetworkMode:
+        value = self.doc.get("network")
+        if value is None:
+            return "default"
+        if value not in NETWORK_MODES:
+            raise self.fail(f"network must be one of {', '.join(NETWORK_MODES)}, got {_show(value)}")
+        return cast(NetworkMode, value)
 
 
     def http(self) -> HttpConfig:

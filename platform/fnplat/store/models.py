@@ -59,7 +59,10 @@ class FunctionRow(Base):
 
 class FunctionVersionRow(Base):
     __tablename__ = "function_versions"
-    __table_args__ = (UniqueConstraint("function_name", "version"),)
+    __table_args__ = (
+        UniqueConstraint("function_name", "version"),
+        CheckConstraint("network IN ('default', 'none')", name="network"),
+    )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     function_name: Mapped[str] = mapped_column(NAME, ForeignKey("functions.name", ondelete="CASCADE"))
@@ -76,6 +79,7 @@ class FunctionVersionRow(Base):
     code_sha256: Mapped[str] = mapped_column(SHA256_HEX)
     image: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    network: Mapped[str] = mapped_column(String(16), server_default="default")
 
 
 class RouteRow(Base):

@@ -22,6 +22,7 @@ from fnplat.domain import (
     FunctionSpec,
     FunctionVersion,
     KeyScope,
+    NetworkMode,
     Route,
     RouteSpec,
     Runtime,
@@ -119,6 +120,7 @@ def _to_version(row: FunctionVersionRow, environment: Mapping[str, str]) -> Func
         code_sha256=row.code_sha256,
         image=row.image,
         created_at=row.created_at,
+        network=cast(NetworkMode, row.network),
     )
 
 
@@ -176,6 +178,7 @@ def create_version(s: Session, spec: FunctionSpec, code_sha256: str, image: str 
         code_sha256=code_sha256,
         image=image,
         created_at=now,
+        network=spec.network,
     )
     s.add(row)
     function.latest_version = version

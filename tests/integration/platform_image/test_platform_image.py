@@ -5,6 +5,7 @@ Needs a running Docker engine; fails (never skips) without one, because the buil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import socket
@@ -211,6 +212,13 @@ class OutputLines:
         return "".join(self.seen)
 
 
+def firewall_rules(data_dir: Path) -> list[str]:
+    """The iptables lines of the platform's own chains (named after its instance id)."""
+    instance_id = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, check=True)
+    return [line for line in saved.stdout.splitlines() if "FNPLAT-" in line and instance_id in line]
+
+
 @pytest.fixture
 def test_platform() -> Iterator[None]:
     remove_test_platform()  # what a crashed earlier run may have left
@@ -229,7 +237,8 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
     data_dir.chmod(0o777)
     port = free_loopback_port()
     (subnet,) = free_subnets(E2E_SUBNETS)
-    command = ["docker", "run", "--name", TEST_CONTAINER, "--network", "host"]
+    # NET_ADMIN: the controller installs its task firewall in the host's network namespace.
+    command = ["docker", "run", "--name", TEST_CONTAINER, "--network", "host", "--cap-add", "NET_ADMIN"]
     command += ["-v", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}", "--group-add", str(DOCKER_SOCKET.stat().st_gid)]
     command += ["-v", f"{data_dir}:{data_dir}", "-e", f"FNPLAT_DATA_DIR={data_dir}"]
     command += ["-e", f"FNPLAT_TASK_NETWORK={TEST_TASK_NETWORK}"]
@@ -239,6 +248,8 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
     output = OutputLines(process)
     try:
         output.wait_for("fnplat is up at", timeout=90)
+        # Its task firewall, installed by the non-root process through iptables' file capability.
+        assert firewall_rules(data_dir), output.text()
 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
@@ -255,6 +266,7 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
         docker("stop", "--time", "30", TEST_CONTAINER, timeout=60)
         assert process.wait(timeout=30) == 0, output.drain()
         assert "fnplat stopped" in output.drain()
+        assert firewall_rules(data_dir) == []  # removed at shutdown
     finally:
         if process.poll() is None:
             process.kill()

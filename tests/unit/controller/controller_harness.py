@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fnplat.config import ControllerSettings
+from fnplat.controller.engine import NetworkInfo
 from fnplat.controller.fake_engine import FakeEngine
 from fnplat.controller.service import Controller
 from fnplat.domain import FunctionVersion, InvocationRecord, LogEvent, frozen_map
@@ -57,6 +58,24 @@ def make_request(
     return replace(request, **changes)  # type: ignore[arg-type]
 
 
+@dataclass
+class RecordingFirewall:
+    """A stand-in for the iptables firewall: what the controller asked of it, in order."""
+
+    calls: list[str] = field(default_factory=list)
+    installed: tuple[NetworkInfo, int, NetworkInfo | None] | None = None
+
+    async def install(self, tasks: NetworkInfo, runtime_api_port: int, builds: NetworkInfo | None) -> None:
+        self.calls.append("install")
+        self.installed = (tasks, runtime_api_port, builds)
+
+    async def ensure(self) -> None:
+        self.calls.append("ensure")
+
+    async def remove(self) -> None:
+        self.calls.append("remove")
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -70,6 +89,7 @@ class Harness:
     engine: FakeEngine
     metrics: Metrics
     clock: FakeClock
+    firewall: RecordingFirewall = field(default_factory=RecordingFirewall)
     logs: list[LogEvent] = field(default_factory=list)
     records: list[InvocationRecord] = field(default_factory=list)
     controllers: list[Controller] = field(default_factory=list)
@@ -83,6 +103,7 @@ class Harness:
             log_sink=self.logs.append,
             record_sink=self.records.append,
             metrics=self.metrics,
+            firewall=self.firewall,
             clock=self.clock,
         )
         self.controllers.append(controller)

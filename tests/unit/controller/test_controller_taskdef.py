@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from fnplat.config import ControllerSettings
-from fnplat.controller.engine import LABEL_FUNCTION, LABEL_INSTANCE, LABEL_MANAGED, LABEL_VERSION
+from fnplat.config import ControllerSettings, SandboxSettings
+from fnplat.controller.engine import (
+    LABEL_FUNCTION,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_NETWORK,
+    LABEL_VERSION,
+)
 from fnplat.controller.taskdef import compile_task_definition
 from fnplat.domain import FunctionVersion, frozen_map
 from fnplat.errors import InvalidParameter
@@ -72,6 +78,7 @@ def test_zip_runtimes(
         LABEL_INSTANCE: "inst-1",
         LABEL_FUNCTION: "hello",
         LABEL_VERSION: "7",
+        LABEL_NETWORK: "default",
     }
 
 
@@ -105,6 +112,23 @@ def test_cpu_shares_grow_with_memory() -> None:
     small = compile_task_definition(version("python3.11", memory=128), CODE, SETTINGS, "us-east-1")
     full = compile_task_definition(version("python3.11", memory=1769), CODE, SETTINGS, "us-east-1")
     assert small.cpu_shares is not None and full.cpu_shares == 1024 and small.cpu_shares < 1024
+
+
+def test_cpu_limit_is_proportional_to_memory_with_a_floor() -> None:
+    settings = replace(SETTINGS, sandbox=SandboxSettings(mb_per_vcpu=1769, min_cpus=0.25))
+    cpus = {
+        memory: compile_task_definition(version("python3.11", memory=memory), CODE, settings, "r").cpus
+        for memory in (128, 512, 1769, 3538, 10240)
+    }
+    assert cpus == {128: 0.25, 512: 0.289, 1769: 1.0, 3538: 2.0, 10240: 5.789}
+    lambda_like = replace(SETTINGS, sandbox=SandboxSettings(min_cpus=0.0))
+    assert compile_task_definition(version("python3.11", memory=128), CODE, lambda_like, "r").cpus == 0.072
+
+
+def test_network_none_is_carried_to_the_task_definition_and_its_labels() -> None:
+    taskdef = compile_task_definition(version("python3.11", network="none"), CODE, SETTINGS, "r")
+    assert taskdef.network == "none"
+    assert taskdef.labels[LABEL_NETWORK] == "none"
 
 
 def test_bad_input() -> None:

@@ -16,8 +16,10 @@ from fnplat.controller.docker_decisions import (
     check_existing_network,
     container_environment,
     container_labels,
+    cpu_limit_args,
     find_overlap,
     host_config_args,
+    image_volumes,
     parse_exit_event,
 )
 from fnplat.controller.docker_engine import DockerEngine, _engine_error
@@ -56,13 +58,41 @@ def test_host_config_is_the_locked_down_sandbox(tmp_path: Path) -> None:
     assert args["mem_limit"] == args["memswap_limit"] == "256m"
     assert args["tmpfs"] == {"/tmp": "rw,exec,size=64m,mode=1777"}
     assert args["pids_limit"] == 99 and args["cpu_shares"] == 512
+    # IPv4 only: no IPv6 path to the host's link-local addresses around the firewall.
+    assert args["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
     assert args["binds"] == {str(tmp_path): {"bind": "/var/task", "mode": "ro"}}
     assert "port_bindings" not in args and "privileged" not in args
 
 
 def test_host_config_leaves_out_unset_options() -> None:
     args = host_config_args(taskdef(), "tasks")
-    assert "binds" not in args and "cpu_shares" not in args
+    assert "binds" not in args and "cpu_shares" not in args and "cpu_quota" not in args
+
+
+def test_the_cpu_limit_is_a_cfs_quota_on_a_20_ms_period() -> None:
+    args = host_config_args(taskdef(cpus=0.25), "tasks")
+    assert (args["cpu_period"], args["cpu_quota"]) == (20_000, 5_000)
+    assert cpu_limit_args(5.789) == {"cpu_period": 20_000, "cpu_quota": 115_780}
+    assert cpu_limit_args(0.01)["cpu_quota"] == 1_000  # the kernel's smallest quota
+    # Set later by limit_cpu() when the task is ready: init runs unthrottled.
+    later = host_config_args(taskdef(cpus=0.25, cpu_limit_after_init=True), "tasks")
+    assert "cpu_quota" not in later and "cpu_period" not in later
+
+
+def test_declared_volumes_become_tmpfs_owned_by_the_task_user(tmp_path: Path) -> None:
+    attrs = {"Config": {"Volumes": {"/data": {}, "/var/cache/app/": {}, "/tmp": {}, "/var/task": {}}}}
+    volumes = image_volumes(attrs)
+    assert volumes == ("/data", "/tmp", "/var/cache/app/", "/var/task")
+    image_task = taskdef(tmp_size_mb=32, user="993:990")
+    assert host_config_args(image_task, "tasks", volumes)["tmpfs"] == {
+        "/tmp": "rw,exec,size=32m,mode=1777",  # already a tmpfs
+        "/data": "rw,exec,size=32m,uid=993,gid=990",
+        "/var/cache/app": "rw,exec,size=32m,uid=993,gid=990",
+        "/var/task": "rw,exec,size=32m,uid=993,gid=990",  # no code bind for image functions
+    }
+    zip_task = taskdef(code_dir=tmp_path, tmp_size_mb=32)
+    assert "/var/task" not in host_config_args(zip_task, "tasks", ("/var/task",))["tmpfs"]  # the bind
+    assert image_volumes({"Config": {"Volumes": None}}) == () == image_volumes({})
 
 
 def test_our_labels_cannot_be_overridden_and_task_env_wins() -> None:

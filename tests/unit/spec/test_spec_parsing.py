@@ -74,10 +74,18 @@ def test_unknown_key_is_named_with_the_allowed_ones() -> None:
         ("timeout: 0\n", "function.yaml: timeout must be an integer between 1 and 900, got 0"),
         ("timeout: 901\n", "timeout must be an integer between 1 and 900, got 901"),
         ("auth: iam\n", "function.yaml: auth must be api_key, none, {jwt: {...}} or {authorizer: FUNCTION"),
+        ("network: host\n", "function.yaml: network must be one of default, none, got 'host'"),
+        ("network: false\n", "network must be one of default, none, got false (a boolean)"),
     ],
 )
 def test_bad_values(extra: str, expected: str) -> None:
     assert expected in spec_error(BASE + extra)
+
+
+def test_network_is_default_unless_none() -> None:
+    assert parse_spec(BASE, "f").network == "default"
+    assert parse_spec(BASE + "network: default\n", "f").network == "default"
+    assert parse_spec(BASE + "network: none\n", "f").network == "none"
 
 
 def test_boundaries_are_inclusive() -> None:
