@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from docker_subnets import E2E_SUBNETS, free_subnets
+from docker_subnets import E2E_SUBNETS, free_subnets, release_subnets
 
 FNCTL = str(Path(sys.executable).parent / "fnctl")
 
@@ -130,12 +130,13 @@ def running_platform(data_dir: Path, **extra_env: str) -> Iterator[Platform]:
         **extra_env,
     )
     plat = Platform(data_dir=data_dir, port=free_port(), env=env, subnet=subnet)
-    plat.start()
     try:
+        plat.start()
         yield plat
     finally:
         plat.stop()
         _remove_test_resources(network)
+        release_subnets(subnet)
 
 
 @pytest.fixture(scope="session")
