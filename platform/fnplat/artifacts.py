@@ -287,6 +287,11 @@ class ArtifactStore:
             raise
         return target
 
+    def discard(self, sha256: str) -> None:
+        """Remove an artifact and its unpacked code (a failed deploy's, which nothing references)."""
+        self.zip_path(sha256).unlink(missing_ok=True)
+        shutil.rmtree(self.code_path(sha256), ignore_errors=True)
+
 
 def _extract(archive: zipfile.ZipFile, dest: Path) -> None:
     for info in archive.infolist():

@@ -91,6 +91,25 @@ class ServiceError(FnplatError):
     error_type = "ServiceException"
 
 
+class ServiceUnavailable(FnplatError):
+    """Something the platform depends on (the metadata store, the container engine) cannot be
+    reached right now, or the platform is shutting down: retry after `retry_after_s` seconds."""
+
+    status = 503
+    error_type = "ServiceException"
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InsufficientStorage(FnplatError):
+    """The disk the platform writes to (its data dir, or the metadata store's) is full."""
+
+    status = 507
+    error_type = "ServiceException"
+
+
 class ImageBuildError(FnplatError):
     """A `runtime: image` function's Dockerfile did not build."""
 
