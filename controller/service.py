@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from fnplat.controller.pool import TaskInitFailed
 from fnplat.controller.runtime_api import RuntimeApi, RuntimeApiServer
 from fnplat.controller.task import Invocation, Task, TaskInfo
 from fnplat.domain import FunctionVersion, InvocationRecord, LogEvent
-from fnplat.errors import EngineError, ServiceError, TooManyRequests
+from fnplat.errors import EngineError, FnplatError, ServiceError, TooManyRequests
 from fnplat.invocation import InvocationRequest, InvocationResult
 from fnplat.lambda_logs import billed_duration_ms
 from fnplat.metrics import Metrics
@@ -37,6 +37,12 @@ _OUTCOMES = {
     outcomes.OOM_TYPE: "oom",
     outcomes.EXIT_TYPE: "crash",
 }
+
+
+# Something to run each time the container engine is back after its event stream broke.
+ReconnectHook = Callable[[], Awaitable[None]]
+RECONNECT_HOOK_TIMEOUT_S = 30.0
+RELIST_RETRY_S = 1.0
 
 
 class Controller:
@@ -62,6 +68,10 @@ class Controller:
         )
         self._server = RuntimeApiServer(RuntimeApi(self._fleet.by_ip, self._fleet))
         self._reaper: asyncio.Task[None] | None = None
+        self._reconnect_hooks: list[ReconnectHook] = []
+        self._resync: asyncio.Task[None] | None = None
+        self._link_epoch = 0  # bumped each time the engine's event stream breaks
+        self._lost_wall = 0.0  # unix time it last broke
         self._started = False
         self._closed = False
         self.runtime_api_address = ""  # gateway_ip:port once started
@@ -73,9 +83,16 @@ class Controller:
         port = await self._server.start(network.gateway_ip, self._settings.runtime_api_port)
         self.runtime_api_address = f"{network.gateway_ip}:{port}"
         self._fleet.attach(network, self.runtime_api_address)
-        await self._engine.watch(self._fleet.on_exit, self._on_output)
+        await self._engine.watch(self._fleet.on_exit, self._on_output, self._engine_lost, self._engine_back)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
         self._started = True
+
+    def add_reconnect_hook(self, hook: ReconnectHook) -> None:
+        """Run `hook` each time the container engine is back after its event stream broke
+        (dockerd restarted): after the tasks were reconciled, before invocations waiting for that
+        go on. For state the engine may have reset meanwhile (firewall rules in chains Docker
+        re-creates). Each run is bounded by RECONNECT_HOOK_TIMEOUT_S; a failure is logged."""
+        self._reconnect_hooks.append(hook)
 
     async def remove_orphans(self) -> int:
         """Kill containers a previous run of this controller instance left behind (by label only)."""
@@ -90,10 +107,11 @@ class Controller:
         if self._closed:
             return
         self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for job in (self._reaper, self._resync):
+            if job is not None:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
         await self._fleet.close()
         await self._server.close()
 
@@ -123,6 +141,10 @@ class Controller:
 
     def tasks(self) -> list[TaskInfo]:
         return [task.info() for task in self._fleet.all_tasks()]
+
+    def tracked_functions(self) -> set[str]:
+        """Functions the controller keeps any state for (a removed one disappears with its tasks)."""
+        return self._fleet.tracked_functions()
 
     def reap_idle(self) -> int:
         """One pass of the idle reaper (the background loop calls it; tests may too)."""
@@ -215,6 +237,54 @@ class Controller:
         current = task.current
         request_id = current.request.request_id if current is not None else task.last_request_id
         self._log_sink(LogEvent(task.function_name, request_id, datetime.fromtimestamp(timestamp, UTC), line))
+
+    # -- the engine restarted under us ---------------------------------------------------------
+    def _engine_lost(self) -> None:
+        self._link_epoch += 1
+        self._lost_wall = time.time()
+        self._fleet.engine_lost()
+
+    def _engine_back(self) -> None:
+        if self._closed:
+            return
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.get_running_loop().create_task(self._resync_with_engine())
+
+    async def _resync_with_engine(self) -> None:
+        """Compare our tasks with what the engine reports (exits while its events were missed),
+        follow the output of survivors again (live-restore), run the reconnect hooks, and let
+        waiting invocations go on, unless the stream broke again meanwhile (the next reconnect
+        runs this again)."""
+        epoch = self._link_epoch
+        candidates = self._fleet.reconcile_candidates()
+        while True:
+            try:
+                states = await self._engine.list_states(self._settings.instance_id)
+                break
+            except EngineError as exc:
+                log.warning("listing tasks after the engine came back failed (retrying): %s", exc)
+                await asyncio.sleep(RELIST_RETRY_S)  # waiting on Docker: no event to wait on
+                candidates = self._fleet.reconcile_candidates()
+        alive = self._fleet.reconcile(candidates, states)
+        self._metrics.tasks_found_dead.inc(len(candidates) - len(alive))
+        for container_id in alive:
+            try:
+                await self._engine.follow_output(container_id, since=self._lost_wall)
+            except FnplatError as exc:  # logs are lost, the task still works
+                log.warning("cannot follow the output of container %s again: %s", container_id[:12], exc)
+        for hook in list(self._reconnect_hooks):
+            try:
+                await asyncio.wait_for(hook(), RECONNECT_HOOK_TIMEOUT_S)
+            except Exception:
+                log.exception("engine reconnect hook %r failed", hook)
+        self._metrics.engine_resyncs.inc()
+        if epoch == self._link_epoch:
+            self._fleet.engine_synced()
+            log.info(
+                "tasks reconciled with the engine: %d running, %d found dead",
+                len(alive),
+                len(candidates) - len(alive),
+            )
 
     async def _reap_forever(self) -> None:
         interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))

@@ -70,6 +70,12 @@ class ControllerSettings:
     pids_limit: int = setting(1024, "FNPLAT_TASK_PIDS_LIMIT", "processes and threads per task")
     tmp_size_mb: int = setting(512, "FNPLAT_TASK_TMP_SIZE", "MB of the writable /tmp of each task")
     task_user: str = setting("993:990", "FNPLAT_TASK_USER", "numeric uid:gid tasks run as")
+    engine_resync_wait_s: float = setting(
+        30.0,
+        "FNPLAT_ENGINE_RESYNC_WAIT",
+        "seconds invocations wait, after Docker's event stream broke (dockerd restarting), for the"
+        " controller to re-check its tasks before trusting warm ones",
+    )
     # Derived from the data dir by from_env (see there), not set directly.
     instance_id: str = setting("local", None, "label value that tells our tasks from another controller's")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -58,6 +59,16 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.engine_resyncs = Counter(
+            "fnplat_engine_resyncs",
+            "Times the controller re-checked its tasks after Docker's event stream broke",
+            registry=r,
+        )
+        self.tasks_found_dead = Counter(
+            "fnplat_tasks_found_dead",
+            "Tasks whose container died while Docker's events were missed (found by a re-check)",
+            registry=r,
+        )
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._invocation_counters: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
@@ -83,3 +94,18 @@ class Metrics:
             if duration is None:
                 duration = self._duration_children[function] = self.invocation_duration.labels(function)
             duration.observe(seconds)
+
+    def forget_function(self, function: str) -> None:
+        """Drop every series of a removed function: its label sets in each metric labelled by
+        `function` (whoever declared it on this object) and the children cached here."""
+        for metric in vars(self).values():
+            if isinstance(metric, MetricWrapperBase) and "function" in _label_names(metric):
+                metric.remove_by_labels({"function": function})
+        for key in [k for k in self._invocation_counters if k[0] == function]:
+            del self._invocation_counters[key]
+        self._duration_children.pop(function, None)
+
+
+def _label_names(metric: MetricWrapperBase) -> tuple[str, ...]:
+    # prometheus_client keeps them without a public accessor; remove_by_labels reads the same.
+    return tuple(getattr(metric, "_labelnames", ()))
