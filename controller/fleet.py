@@ -42,7 +42,7 @@ from fnplat.controller.scheduling import (
 from fnplat.controller.task import Task, TaskState
 from fnplat.controller.taskdef import compile_task_definition
 from fnplat.domain import LATEST, FunctionVersion
-from fnplat.errors import EngineError, FnplatError, ServiceError
+from fnplat.errors import EngineError, FnplatError, ServiceError, ServiceUnavailable
 from fnplat.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -344,20 +344,38 @@ class Fleet:
                 self._drop_if_empty(pool)
         self._forget_if_gone(function_name)
 
-    async def close(self) -> None:
-        """Stop every task and wait until their containers are gone."""
-        self._closing = True
-        closing = ServiceError("the controller is shutting down")
+    def end_in_flight(self, error: Exception) -> int:
+        """End every invocation that is running or waiting for a task with `error`, and stop the
+        tasks running them; returns how many were running."""
         for pool in list(self._pools.values()):
-            pool.fail_waiters(closing)
+            pool.fail_waiters(error)
+        ended = 0
         for task in self.all_tasks():
-            if task.current is not None:
-                task.complete(outcomes.exited(task.current, 137), unhealthy=True)
-            elif task.state is TaskState.STARTING:
+            if task.abort(error):
+                ended += 1
+                self.stop(task)
+        return ended
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop every task and wait until their containers are gone, for at most `timeout_s`:
+        a container left after that is removed by its labels on the next start."""
+        self._closing = True
+        closing = ServiceUnavailable("the platform is shutting down; retry shortly")
+        self.end_in_flight(closing)
+        for task in self.all_tasks():
+            if task.state is TaskState.STARTING:
                 self._pool_of[task].on_start_failed(task, closing)
             self.stop(task)
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self._background:
+                    await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self._background:
+            log.warning(
+                "%d tasks were still stopping after %.0f s; the next start removes them",
+                len(self._background),
+                timeout_s or 0,
+            )
 
     # -- internals ------------------------------------------------------------------------------
     async def _start(self, pool: VersionPool, task: Task) -> None:

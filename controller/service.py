@@ -25,7 +25,7 @@ from fnplat.controller.pool import TaskInitFailed
 from fnplat.controller.runtime_api import RuntimeApi, RuntimeApiServer
 from fnplat.controller.task import Invocation, Task, TaskInfo
 from fnplat.domain import FunctionVersion, InvocationRecord, LogEvent
-from fnplat.errors import EngineError, FnplatError, ServiceError, TooManyRequests
+from fnplat.errors import EngineError, FnplatError, ServiceError, ServiceUnavailable, TooManyRequests
 from fnplat.invocation import InvocationRequest, InvocationResult
 from fnplat.lambda_logs import billed_duration_ms
 from fnplat.metrics import Metrics
@@ -73,6 +73,7 @@ class Controller:
         self._link_epoch = 0  # bumped each time the engine's event stream breaks
         self._lost_wall = 0.0  # unix time it last broke
         self._started = False
+        self._accepting = False  # started, and not draining or closed
         self._closed = False
         self.runtime_api_address = ""  # gateway_ip:port once started
 
@@ -86,6 +87,7 @@ class Controller:
         await self._engine.watch(self._fleet.on_exit, self._on_output, self._engine_lost, self._engine_back)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
         self._started = True
+        self._accepting = True
 
     def add_reconnect_hook(self, hook: ReconnectHook) -> None:
         """Run `hook` each time the container engine is back after its event stream broke
@@ -103,21 +105,35 @@ class Controller:
                 log.warning("could not remove orphan task container %s: %s", container_id, result)
         return len(orphans)
 
-    async def close(self) -> None:
+    def begin_drain(self) -> None:
+        """Shutdown begins: invocations from now on get 503; those under way go on."""
+        self._accepting = False
+
+    def end_in_flight(self) -> int:
+        """End the invocations still running or queued (their callers get 503) and stop their
+        tasks; returns how many were running."""
+        self._accepting = False
+        return self._fleet.end_in_flight(ServiceUnavailable("the platform is shutting down; retry shortly"))
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop every task, waiting at most `timeout_s` for their containers to be gone."""
         if self._closed:
             return
         self._closed = True
+        self._accepting = False
         for job in (self._reaper, self._resync):
             if job is not None:
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
-        await self._fleet.close()
+        await self._fleet.close(timeout_s)
         await self._server.close()
 
     # -- Invoker --------------------------------------------------------------------------------
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
-        if not self._started or self._closed:
+        if not self._accepting:
+            if self._started:
+                raise ServiceUnavailable("the platform is shutting down; retry shortly")
             raise ServiceError("the controller is not running")
         function = request.function
         pool = self._fleet.pool_for(function)

@@ -81,6 +81,16 @@ class ControllerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ShutdownSettings:
+    timeout_s: float = setting(
+        30.0,
+        "FNPLAT_SHUTDOWN_TIMEOUT",
+        "seconds from SIGTERM until the server has exited: in-flight invocations drain for two"
+        " thirds of it, then tasks stop (fnctl down waits 5 s more; so should docker run --stop-timeout)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = field(
         default_factory=default_data_dir,
@@ -97,6 +107,7 @@ class Settings:
     region: str = setting("us-east-1", "FNPLAT_REGION", "region in ARNs and AWS_REGION of tasks")
     account_id: str = setting("000000000000", "FNPLAT_ACCOUNT_ID", "account id in ARNs")
     controller: ControllerSettings = field(default_factory=ControllerSettings)
+    shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
 
     @property
     def db_url(self) -> str:

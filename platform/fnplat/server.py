@@ -33,6 +33,8 @@ from fnplat.gateway.deps import GatewayDeps
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
 from fnplat.security import generate_api_key
+from fnplat.server_lock import ServerLock
+from fnplat.shutdown import ExitWatchdog, ShutdownBudget, stop_gateway
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
 from fnplat.store.telemetry_writers import writer_for
@@ -62,13 +64,27 @@ async def _main(settings: Settings) -> None:
     async with running_platform(settings) as base_url:
         print(f"fnplat is up at {base_url} (data dir {settings.data_dir}); Ctrl-C stops it", flush=True)
         await stop.wait()
+        ExitWatchdog(settings.shutdown.timeout_s).start()  # the process is gone by then, whatever hangs
+        print("fnplat is stopping", flush=True)
     print("fnplat stopped", flush=True)
 
 
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings) -> AsyncIterator[str]:
-    """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
+    """Start everything, yield the gateway's base URL, and stop everything in reverse order,
+    within settings.shutdown.timeout_s (fnplat.shutdown)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server_lock = ServerLock.acquire(settings.data_dir)  # before anything touches the data dir or tasks
+    try:
+        async with _running_platform(settings) as base_url:
+            yield base_url
+    finally:
+        server_lock.release()
+
+
+@contextlib.asynccontextmanager
+async def _running_platform(settings: Settings) -> AsyncIterator[str]:
+    budget = ShutdownBudget.of(settings.shutdown.timeout_s)
     db = make_engine(settings.db_url)
     await asyncio.to_thread(upgrade_to_head, db)
     sessions = make_sessionmaker(db)
@@ -112,22 +128,19 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
             metrics=metrics,
             task_snapshot=lambda: [_task_json(t) for t in controller.tasks()],
         )
-        runner = web.AppRunner(init_app(deps), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            init_app(deps), access_log=None, handle_signals=False, shutdown_timeout=budget.drain_s
+        )
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         await site.start()
         base_url = deps.base_url
         settings.endpoint_file.write_text(base_url + "\n")
-        pid_file = settings.data_dir / "fnplat.pid"
-        pid_file.write_text(f"{os.getpid()}\n")
-        try:
-            yield base_url
-        finally:
-            pid_file.unlink(missing_ok=True)
+        yield base_url
     finally:
         if runner is not None:
-            await runner.cleanup()
-        await controller.close()
+            await stop_gateway(runner, controller, budget.drain_s)
+        await controller.close(budget.stop_tasks_s)
         await engine.close()
         await recorder.close()
         db.dispose()
