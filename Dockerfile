@@ -9,7 +9,7 @@
 # Running it on one host:
 #
 #   sudo install -d -o 10001 -g 10001 /var/lib/fnplat      # once: the data dir, owned by the image's user
-#   docker run -d --name fnplat --restart unless-stopped --stop-timeout 30 \
+#   docker run -d --name fnplat --restart unless-stopped --stop-timeout 35 \
 #     --network host \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
@@ -29,7 +29,8 @@
 #   172.31.252.0/22); only a process in the host's network namespace can listen there.
 #   With host networking the default `up --host 0.0.0.0` listens on every interface of the host:
 #   pass `up --host 127.0.0.1` (or a single address) to keep the gateway private.
-# - --stop-timeout: on SIGTERM the platform drains and removes its tasks before it exits.
+# - --stop-timeout: on SIGTERM the platform drains and removes its tasks before it exits, within
+#   FNPLAT_SHUTDOWN_TIMEOUT (30 s); 35 s leaves the same 5 s margin `fnctl down` does.
 #
 # The admin API key is printed once to the container's log on first start and saved in
 # <data dir>/admin-key (mode 0600, owned by uid 10001); the host's fnctl finds the endpoint and

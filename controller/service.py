@@ -70,6 +70,7 @@ class Controller:
         self._reaper: asyncio.Task[None] | None = None
         self._reconnect_hooks: list[ReconnectHook] = []
         self._resync: asyncio.Task[None] | None = None
+        self._resync_pending = False  # the engine came back again while a re-check ran
         self._link_epoch = 0  # bumped each time the engine's event stream breaks
         self._lost_wall = 0.0  # unix time it last broke
         self._started = False
@@ -263,44 +264,48 @@ class Controller:
     def _engine_back(self) -> None:
         if self._closed:
             return
-        if self._resync is None or self._resync.done():
-            self._resync = asyncio.get_running_loop().create_task(self._resync_with_engine())
+        if self._resync is not None and not self._resync.done():
+            self._resync_pending = True  # the one under way checks again when it is done
+            return
+        self._resync = asyncio.get_running_loop().create_task(self._resync_with_engine())
 
     async def _resync_with_engine(self) -> None:
         """Compare our tasks with what the engine reports (exits while its events were missed),
         follow the output of survivors again (live-restore), run the reconnect hooks, and let
-        waiting invocations go on, unless the stream broke again meanwhile (the next reconnect
-        runs this again)."""
-        epoch = self._link_epoch
-        candidates = self._fleet.reconcile_candidates()
+        waiting invocations go on, unless the stream broke again meanwhile (its reconnect runs
+        this again)."""
         while True:
-            try:
-                states = await self._engine.list_states(self._settings.instance_id)
-                break
-            except EngineError as exc:
-                log.warning("listing tasks after the engine came back failed (retrying): %s", exc)
-                await asyncio.sleep(RELIST_RETRY_S)  # waiting on Docker: no event to wait on
-                candidates = self._fleet.reconcile_candidates()
-        alive = self._fleet.reconcile(candidates, states)
-        self._metrics.tasks_found_dead.inc(len(candidates) - len(alive))
-        for container_id in alive:
-            try:
-                await self._engine.follow_output(container_id, since=self._lost_wall)
-            except FnplatError as exc:  # logs are lost, the task still works
-                log.warning("cannot follow the output of container %s again: %s", container_id[:12], exc)
-        for hook in list(self._reconnect_hooks):
-            try:
-                await asyncio.wait_for(hook(), RECONNECT_HOOK_TIMEOUT_S)
-            except Exception:
-                log.exception("engine reconnect hook %r failed", hook)
-        self._metrics.engine_resyncs.inc()
-        if epoch == self._link_epoch:
-            self._fleet.engine_synced()
-            log.info(
-                "tasks reconciled with the engine: %d running, %d found dead",
-                len(alive),
-                len(candidates) - len(alive),
-            )
+            self._resync_pending = False
+            epoch = self._link_epoch
+            candidates = self._fleet.reconcile_candidates()
+            while True:
+                try:
+                    states = await self._engine.list_states(self._settings.instance_id)
+                    break
+                except EngineError as exc:
+                    log.warning("listing tasks after the engine came back failed (retrying): %s", exc)
+                    await asyncio.sleep(RELIST_RETRY_S)  # waiting on Docker: no event to wait on
+                    candidates = self._fleet.reconcile_candidates()
+            alive = self._fleet.reconcile(candidates, states)
+            dead = len(candidates) - len(alive)
+            self._metrics.tasks_found_dead.inc(dead)
+            for container_id in alive:
+                try:
+                    await self._engine.follow_output(container_id, since=self._lost_wall)
+                except FnplatError as exc:  # logs are lost, the task still works
+                    log.warning("cannot follow the output of container %s again: %s", container_id[:12], exc)
+            for hook in list(self._reconnect_hooks):
+                try:
+                    await asyncio.wait_for(hook(), RECONNECT_HOOK_TIMEOUT_S)
+                except Exception:
+                    log.exception("engine reconnect hook %r failed", hook)
+            self._metrics.engine_resyncs.inc()
+            log.info("tasks reconciled with the engine: %d running, %d found dead", len(alive), dead)
+            if self._resync_pending:
+                continue  # the stream broke and came back while we were at it
+            if epoch == self._link_epoch:
+                self._fleet.engine_synced()
+            return
 
     async def _reap_forever(self) -> None:
         interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))

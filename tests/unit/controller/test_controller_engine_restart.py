@@ -162,3 +162,22 @@ async def test_past_the_resync_wait_warm_tasks_are_trusted(harness: Harness) -> 
         result = await invoke(controller, make_version("a", timeout=LONG_TIMEOUT))
     assert result.function_error is None
     assert [t.container_id for t in controller.tasks()] == [before["a"]]
+
+
+async def test_a_restart_during_the_re_check_is_checked_again(harness: Harness) -> None:
+    controller = await harness.start()
+    before = await warm(harness, "a")
+    harness.engine.list_gate = asyncio.Event()
+    harness.engine.lose_events()
+    harness.engine.regain_events()
+    await settle(lambda: harness.engine.listings == 1)  # the first re-check is listing
+    harness.engine.lose_events()  # ... and dockerd goes away and comes back again meanwhile
+    await harness.engine.die_unseen(before["a"])
+    harness.engine.regain_events()
+    call = asyncio.create_task(invoke(controller, make_version("a", timeout=LONG_TIMEOUT)))
+    harness.engine.list_gate.set()
+    async with asyncio.timeout(WITHIN_S):
+        result = await call
+    assert result.function_error is None
+    assert harness.metric("fnplat_engine_resyncs_total") == 2
+    assert harness.metric("fnplat_tasks_found_dead_total") == 1
