@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import requests
 from e2e_platform import Platform
 
-# Echoes its event, names itself, and sleeps when asked to (`{"sleep": seconds}`).
+# Echoes its event, names itself, sleeps (`{"sleep": seconds}`) and prints (`{"print": text}`)
+# when asked to.
 APP = """\
 import os
 import time
@@ -18,6 +19,8 @@ import time
 def handler(event, context):
     if isinstance(event, dict) and event.get("sleep"):
         time.sleep(float(event["sleep"]))
+    if isinstance(event, dict) and event.get("print"):
+        print(event["print"], flush=True)
     return {"function": context.function_name, "event": event}
 """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import socket
+import sqlite3
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.exc import OperationalError
 
 from fnplat.artifacts import ArtifactStore, StoredArtifact
 from fnplat.catalog import Catalog
 from fnplat.config import Settings
 from fnplat.deployments import DeployService
+from fnplat.domain import FunctionVersion
 from fnplat.gateway.app import init_app
-from fnplat.gateway.deps import GatewayDeps
+from fnplat.gateway.deps import DEPS, GatewayDeps
 from fnplat.invocation import InvocationRequest, InvocationResult
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
@@ -151,3 +154,42 @@ async def test_a_full_data_dir_fails_deploys_with_507_naming_it(disk_full: Gatew
     assert str(disk_full.artifacts) not in body["message"]  # no host path
     listed = await (await disk_full.client.get("/v1/functions", headers=disk_full.admin)).json()
     assert listed == {"functions": []}
+
+
+def sqlite_full_error() -> OperationalError:
+    """A real SQLITE_FULL, as SQLAlchemy raises it."""
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (x TEXT)")
+    connection.execute("PRAGMA max_page_count = 2")
+    try:
+        for _ in range(100):
+            connection.execute("INSERT INTO t VALUES (?)", ("x" * 4000,))
+    except sqlite3.OperationalError as exc:
+        return OperationalError("INSERT INTO t VALUES (?)", None, exc)
+    finally:
+        connection.close()
+    raise AssertionError("the database never filled up")
+
+
+async def test_a_store_failure_outside_a_transaction_is_mapped_too(
+    disk_full: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fnctl logs` first flushes the recorder, whose SQLite writer runs its own session."""
+    app = disk_full.client.app
+    assert app is not None
+    deps = app[DEPS]
+    deps.catalog.put_function(
+        FunctionVersion(
+            "hello", 1, "python3.11", "app.handler", 128, 3, {}, "0" * 64, None, datetime.now(UTC)
+        ),
+        [],
+    )
+
+    async def full() -> None:
+        raise sqlite_full_error()
+
+    monkeypatch.setattr(deps.recorder, "flush", full)
+    response = await disk_full.client.get("/v1/functions/hello/logs", headers=disk_full.admin)
+    body = await response.json()
+    assert response.status == 507, body
+    assert "FNPLAT_DATA_DIR" in body["message"]
