@@ -17,6 +17,7 @@ from typing import Any
 from fnplat.controller.engine import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
+    LABEL_TASK,
     ContainerState,
     NetworkInfo,
     TaskDefinition,
@@ -126,8 +127,10 @@ def exit_event_filters(instance_id: str) -> dict[str, Any]:
     return {"type": "container", "label": f"{LABEL_INSTANCE}={instance_id}", "event": ["die", "oom"]}
 
 
-def container_state(container_id: str, state: Mapping[str, Any]) -> ContainerState:
-    """Our view of a container from the `State` of its inspection."""
+def container_state(
+    container_id: str, state: Mapping[str, Any], labels: Mapping[str, str] | None
+) -> ContainerState:
+    """Our view of a container from the `State` of its inspection and its labels."""
     try:
         code = int(state.get("ExitCode", -1))
     except (TypeError, ValueError):
@@ -137,6 +140,7 @@ def container_state(container_id: str, state: Mapping[str, Any]) -> ContainerSta
         running=bool(state.get("Running")),
         exit_code=code,
         oom_killed=bool(state.get("OOMKilled")),
+        task_id=(labels or {}).get(LABEL_TASK),
     )
 
 

@@ -290,15 +290,16 @@ class DockerEngine:
         states = []
         for container in found:
             container_id = str(container["Id"])
+            labels = container.get("Labels") or {}
             if container.get("State") == "running":
-                states.append(ContainerState(container_id, True, -1, False))
+                states.append(container_state(container_id, {"Running": True}, labels))
                 continue
             # The list does not say how a dead one ended (exit code, OOM kill): inspect says.
             try:
                 detail = api.inspect_container(container_id).get("State") or {}
             except docker.errors.NotFound:
                 continue  # removed meanwhile: gone is what a missing container means
-            states.append(container_state(container_id, detail))
+            states.append(container_state(container_id, detail, labels))
         return states
 
     def max_memory_used_mb(self, container_id: str) -> int | None:

@@ -68,6 +68,7 @@ class ContainerState:
     running: bool
     exit_code: int  # -1 while running or when the engine does not say
     oom_killed: bool
+    task_id: str | None = None  # its LABEL_TASK: which task of ours it is
 
 
 ExitCallback = Callable[[ContainerExit], Awaitable[None] | None]

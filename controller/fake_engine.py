@@ -22,6 +22,7 @@ import aiohttp
 from fnplat.controller.engine import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
+    LABEL_TASK,
     ContainerExit,
     ContainerHandle,
     ContainerState,
@@ -156,6 +157,7 @@ class FakeEngine:
         self._ids = itertools.count(1)
         self.followed: list[tuple[str, float | None]] = []  # follow_output calls after a restart
         self.list_error: EngineError | None = None  # set to make list_states() fail
+        self.kill_error: EngineError | None = None  # set to make kill() fail (the engine is away)
         self._on_exit: ExitCallback | None = None
         self._on_output: Callable[[str, str, float], None] | None = None
         self._on_disconnect: LinkCallback | None = None
@@ -254,6 +256,8 @@ class FakeEngine:
         return ContainerHandle(container_id=container_id, name=name, ip=ip)
 
     async def kill(self, container_id: str) -> None:
+        if self.kill_error is not None:
+            raise self.kill_error
         container = self.containers.pop(container_id, None)
         if container is None:
             return
@@ -282,6 +286,7 @@ class FakeEngine:
                 c.running,
                 c.exit.exit_code if c.exit is not None else -1,
                 c.exit.oom_killed if c.exit is not None else False,
+                c.labels.get(LABEL_TASK),
             )
             for c in self.containers.values()
             if c.container_id in ours

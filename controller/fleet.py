@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,12 @@ from fnplat.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _EARLY_EXITS_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    alive: list[str]  # containers of live tasks, still running
+    strays: list[str]  # containers of ours that no task owns: to remove
 
 
 def host_memory_capacity_mb(settings: ControllerSettings) -> int:
@@ -286,9 +292,11 @@ class Fleet:
         before its container exists would wrongly call it gone."""
         return dict(self.by_container)
 
-    def reconcile(self, candidates: dict[str, Task], states: list[ContainerState]) -> list[str]:
+    def reconcile(self, candidates: dict[str, Task], states: list[ContainerState]) -> Reconciled:
         """Treat candidates whose container is gone or not running as exited (their death was
-        missed); return the ids of the ones still running, to follow their output again."""
+        missed). Returns the ids of the ones still running (to follow their output again), and
+        of listed containers no task of ours owns any more (a kill that failed while the engine
+        was away), to remove."""
         listed = {state.container_id: state for state in states}
         alive = []
         for container_id, task in candidates.items():
@@ -308,7 +316,10 @@ class Fleet:
                 "is gone" if state is None else f"exited ({exit_code})",
             )
             self.on_exit(ContainerExit(container_id, exit_code, oom))
-        return alive
+        # Any task we still have, starting ones included, owns its container (or will shortly).
+        ours = {task.task_id for task in self.all_tasks()}
+        strays = [s.container_id for s in states if s.task_id not in ours]
+        return Reconciled(alive, strays)
 
     def engine_synced(self) -> None:
         """reconcile() has run (and the reconnect hooks): invocations stop waiting."""

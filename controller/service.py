@@ -286,7 +286,8 @@ class Controller:
                     log.warning("listing tasks after the engine came back failed (retrying): %s", exc)
                     await asyncio.sleep(RELIST_RETRY_S)  # waiting on Docker: no event to wait on
                     candidates = self._fleet.reconcile_candidates()
-            alive = self._fleet.reconcile(candidates, states)
+            reconciled = self._fleet.reconcile(candidates, states)
+            alive = reconciled.alive
             dead = len(candidates) - len(alive)
             self._metrics.tasks_found_dead.inc(dead)
             for container_id in alive:
@@ -305,7 +306,17 @@ class Controller:
                 continue  # the stream broke and came back while we were at it
             if epoch == self._link_epoch:
                 self._fleet.engine_synced()
+            await self._remove_strays(reconciled.strays)
             return
+
+    async def _remove_strays(self, container_ids: list[str]) -> None:
+        """Containers of ours no task owns (their kill failed while the engine was away)."""
+        for container_id in container_ids:
+            try:
+                await self._engine.kill(container_id)
+                log.info("removed container %s, which no task owned any more", container_id[:12])
+            except EngineError as exc:  # the next start removes it by its labels
+                log.warning("could not remove stray container %s: %s", container_id[:12], exc)
 
     async def _reap_forever(self) -> None:
         interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))

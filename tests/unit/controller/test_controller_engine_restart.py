@@ -181,3 +181,18 @@ async def test_a_restart_during_the_re_check_is_checked_again(harness: Harness) 
     assert result.function_error is None
     assert harness.metric("fnplat_engine_resyncs_total") == 2
     assert harness.metric("fnplat_tasks_found_dead_total") == 1
+
+
+async def test_a_container_whose_kill_failed_while_the_engine_was_away_is_removed_after(
+    harness: Harness,
+) -> None:
+    controller = await harness.start()
+    before = await warm(harness, "a")
+    harness.engine.lose_events()
+    harness.engine.kill_error = EngineError("Docker engine not reachable")
+    await controller.retire("a", None)  # its idle task stops; the kill fails
+    await settle(lambda: not controller.tracked_functions())
+    assert before["a"] in harness.engine.containers  # left behind, owned by no task
+    harness.engine.kill_error = None
+    harness.engine.regain_events()
+    await harness.engine.wait_until(lambda: before["a"] not in harness.engine.containers)
