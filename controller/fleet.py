@@ -53,6 +53,7 @@ _EARLY_EXITS_KEPT = 256
 @dataclass(frozen=True, slots=True)
 class Reconciled:
     alive: list[str]  # containers of live tasks, still running
+    dead: int  # live tasks whose container was gone or stopped: now ended
     strays: list[str]  # containers of ours that no task owns: to remove
 
 
@@ -299,6 +300,7 @@ class Fleet:
         was away), to remove."""
         listed = {state.container_id: state for state in states}
         alive = []
+        dead = 0
         for container_id, task in candidates.items():
             if task.state is TaskState.STOPPING or task.state is TaskState.STOPPED:
                 continue
@@ -315,11 +317,12 @@ class Fleet:
                 task.function_name,
                 "is gone" if state is None else f"exited ({exit_code})",
             )
+            dead += 1
             self.on_exit(ContainerExit(container_id, exit_code, oom))
         # Any task we still have, starting ones included, owns its container (or will shortly).
         ours = {task.task_id for task in self.all_tasks()}
         strays = [s.container_id for s in states if s.task_id not in ours]
-        return Reconciled(alive, strays)
+        return Reconciled(alive, dead, strays)
 
     def engine_synced(self) -> None:
         """reconcile() has run (and the reconnect hooks): invocations stop waiting."""

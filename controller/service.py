@@ -287,8 +287,7 @@ class Controller:
                     await asyncio.sleep(RELIST_RETRY_S)  # waiting on Docker: no event to wait on
                     candidates = self._fleet.reconcile_candidates()
             reconciled = self._fleet.reconcile(candidates, states)
-            alive = reconciled.alive
-            dead = len(candidates) - len(alive)
+            alive, dead = reconciled.alive, reconciled.dead
             self._metrics.tasks_found_dead.inc(dead)
             for container_id in alive:
                 try:
