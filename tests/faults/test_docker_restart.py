@@ -1,7 +1,13 @@
-"""dockerd restarts under a running platform: every container dies while the platform's event
-stream is down (dockerd closes its API before it stops containers, so no `die` event arrives).
-The platform reconnects, finds the dead tasks by listing its containers, and the next call of
-each function succeeds on a new task instead of waiting for its timeout on a dead one.
+"""dockerd restarts under a running platform. The platform reconnects, reconciles its tasks with
+what Docker lists, and the next call of every function succeeds instead of waiting for its
+timeout on a task that is dead.
+
+- Without live-restore, dockerd stops every container on its way down. Their `die` events may
+  reach the platform, but removing the containers then fails (dockerd is going away): the
+  platform removes them once dockerd is back.
+- With live-restore, containers outlive dockerd. One that dies while dockerd is down never gets
+  a `die` event (dockerd restores it as stopped, silently): only the re-check finds it. The
+  survivors keep serving and their output is followed again.
 
 Restarting dockerd kills every container on the machine (the session's Postgres too): these tests
 carry the `docker_restart` marker, which plain `pytest` runs leave out; `make test` runs them in
@@ -15,13 +21,15 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from e2e_platform import Platform, running_platform
 from fault_functions import deployed
+
+from fnplat.config import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.docker_restart]
 
@@ -40,15 +48,20 @@ def ensure_docker() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def restart_dockerd() -> None:
-    """Stop dockerd through its pid file, wait for it to exit, and start it again."""
+def wait_for(predicate: Callable[[], bool], within_s: float, what: str) -> None:
+    """Poll another process's state until `predicate()` holds."""
+    deadline = time.monotonic() + within_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def stop_dockerd() -> None:
+    """Stop dockerd through its pid file and wait until it has exited."""
     pid = int(DOCKER_PID_FILE.read_text().strip())
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 120  # it stops every container first (10 s grace each, in parallel)
-    while Path(f"/proc/{pid}").exists():
-        assert time.monotonic() < deadline, "dockerd did not stop"
-        time.sleep(0.2)  # waiting on another process
-    ensure_docker()
+    # It stops every container first (10 s grace each, in parallel) unless live-restore is on.
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 120, "dockerd to stop")
 
 
 @pytest.fixture
@@ -59,52 +72,6 @@ def dockerd_restored() -> Iterator[None]:
         yield
     finally:
         ensure_docker()  # whatever happened, the engine runs again for everyone else
-
-
-def call(platform: Platform, name: str, payload: dict[str, object]) -> requests.Response:
-    return requests.post(
-        f"{platform.url}/2015-03-31/functions/{name}/invocations",
-        json=payload,
-        headers=platform.headers(),
-        timeout=CALL_TIMEOUT,
-    )
-
-
-def containers_of(platform: Platform) -> dict[str, str]:
-    response = requests.get(f"{platform.url}/v1/tasks", headers=platform.headers(), timeout=30)
-    return {
-        t["function"]: t["container_id"] for t in response.json()["tasks"] if t["state"] in ("idle", "busy")
-    }
-
-
-def metric(platform: Platform, name: str) -> float:
-    text = requests.get(f"{platform.url}/metrics", headers=platform.headers(), timeout=30).text
-    lines = [line for line in text.splitlines() if line.startswith(name + " ")]
-    return float(lines[0].split()[1]) if lines else 0.0
-
-
-def test_after_a_dockerd_restart_the_next_call_of_every_function_succeeds(
-    docker_images: None, dockerd_restored: None, tmp_path: Path
-) -> None:
-    names = ("left", "right")
-    with running_platform(tmp_path) as plat:
-        for name in names:
-            deployed(plat, name, timeout=FUNCTION_TIMEOUT)
-            assert call(plat, name, {"before": True}).status_code == 200
-        before = containers_of(plat)
-        assert set(before) == set(names)
-
-        restart_dockerd()
-
-        for name in names:
-            response = call(plat, name, {"after": True})
-            assert response.status_code == 200, response.text
-            assert "X-Amz-Function-Error" not in response.headers, response.text
-            assert response.json() == {"function": name, "event": {"after": True}}
-        after = containers_of(plat)
-        assert set(after) == set(names)
-        assert not set(after.values()) & set(before.values())  # served by new tasks
-        assert metric(plat, "fnplat_tasks_found_dead_total") == 2
 
 
 @pytest.fixture
@@ -133,46 +100,115 @@ def live_restore(dockerd_restored: None) -> Iterator[None]:
 
 def reload_dockerd(expected: bool) -> None:
     os.kill(int(DOCKER_PID_FILE.read_text().strip()), signal.SIGHUP)
-    deadline = time.monotonic() + 30
-    while True:
+
+    def reloaded() -> bool:
         info = subprocess.run(
             ["docker", "info", "--format", "{{.LiveRestoreEnabled}}"],
             capture_output=True,
             text=True,
             check=False,
         )
-        if info.stdout.strip() == str(expected).lower():
-            return
-        assert time.monotonic() < deadline, f"dockerd did not reload live-restore={expected}: {info.stderr}"
-        time.sleep(0.2)
+        return info.stdout.strip() == str(expected).lower()
+
+    wait_for(reloaded, 30, f"dockerd to reload live-restore={expected}")
 
 
-def test_with_live_restore_tasks_survive_and_their_output_is_followed_again(
+def call(platform: Platform, name: str, payload: dict[str, object]) -> requests.Response:
+    return requests.post(
+        f"{platform.url}/2015-03-31/functions/{name}/invocations",
+        json=payload,
+        headers=platform.headers(),
+        timeout=CALL_TIMEOUT,
+    )
+
+
+def containers_of(platform: Platform) -> dict[str, str]:
+    response = requests.get(f"{platform.url}/v1/tasks", headers=platform.headers(), timeout=30)
+    return {
+        t["function"]: t["container_id"] for t in response.json()["tasks"] if t["state"] in ("idle", "busy")
+    }
+
+
+def instance_containers(platform: Platform) -> set[str]:
+    instance = Settings.from_env(data_dir=platform.data_dir).controller.instance_id
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=fnplat.instance={instance}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(listed.stdout.split())
+
+
+def metric(platform: Platform, name: str) -> float:
+    text = requests.get(f"{platform.url}/metrics", headers=platform.headers(), timeout=30).text
+    lines = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(lines[0].split()[1]) if lines else 0.0
+
+
+def test_after_a_dockerd_restart_the_next_call_of_every_function_succeeds(
+    docker_images: None, dockerd_restored: None, tmp_path: Path
+) -> None:
+    names = ("left", "right")
+    with running_platform(tmp_path) as plat:
+        for name in names:
+            deployed(plat, name, timeout=FUNCTION_TIMEOUT)
+            assert call(plat, name, {"before": True}).status_code == 200
+        before = containers_of(plat)
+        assert set(before) == set(names)
+
+        stop_dockerd()
+        ensure_docker()
+
+        for name in names:
+            response = call(plat, name, {"after": True})
+            assert response.status_code == 200, "".join(plat.output[-30:])
+            assert "X-Amz-Function-Error" not in response.headers, response.text
+            assert response.json() == {"function": name, "event": {"after": True}}
+        after = containers_of(plat)
+        assert set(after) == set(names)
+        assert not set(after.values()) & set(before.values())  # served by new tasks
+        # The dead containers dockerd could not remove on its way down are removed now.
+        wait_for(lambda: instance_containers(plat) == set(after.values()), 30, "only live tasks' containers")
+
+
+def test_with_live_restore_a_task_that_died_meanwhile_is_replaced_and_survivors_serve_on(
     docker_images: None, live_restore: None, tmp_path: Path
 ) -> None:
     with running_platform(tmp_path) as plat:
-        deployed(plat, "keeper", timeout=FUNCTION_TIMEOUT)
-        assert call(plat, "keeper", {"before": True}).status_code == 200
+        for name in ("victim", "keeper"):
+            deployed(plat, name, timeout=FUNCTION_TIMEOUT)
+            assert call(plat, name, {"before": True}).status_code == 200
         before = containers_of(plat)
-
-        restart_dockerd()
-
-        response = call(plat, "keeper", {"after": True})
-        assert response.status_code == 200, response.text
-        assert response.json() == {"function": "keeper", "event": {"after": True}}
-        assert containers_of(plat) == before  # the same task: it survived the restart
-        assert metric(plat, "fnplat_tasks_found_dead_total") == 0
-        printed = requests.post(
-            f"{plat.url}/2015-03-31/functions/keeper/invocations",
-            json={"print": "after the restart"},
-            headers=plat.headers(),
-            timeout=CALL_TIMEOUT,
+        victim_pid = int(
+            subprocess.run(
+                ["docker", "inspect", "--format", "{{.State.Pid}}", before["victim"]],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
         )
+
+        stop_dockerd()
+        os.kill(victim_pid, signal.SIGKILL)  # the task dies while nobody can report it
+        wait_for(lambda: not Path(f"/proc/{victim_pid}").exists(), 30, "the victim to die")
+        ensure_docker()
+
+        for name in ("victim", "keeper"):
+            response = call(plat, name, {"after": True})
+            assert response.status_code == 200, "".join(plat.output[-30:])
+            assert response.json() == {"function": name, "event": {"after": True}}, response.text
+        after = containers_of(plat)
+        assert after["keeper"] == before["keeper"]  # it survived the restart and serves on
+        assert after["victim"] != before["victim"]  # the dead one was found and replaced
+        assert metric(plat, "fnplat_tasks_found_dead_total") == 1
+
+        printed = call(plat, "keeper", {"print": "after the restart"})
         assert printed.status_code == 200
-        deadline = time.monotonic() + 20
-        while True:  # its output is followed again: the line reaches the logs
-            logs = plat.fnctl("logs", "keeper", "--request-id", printed.headers["x-amzn-RequestId"]).stdout
-            if "after the restart" in logs:
-                break
-            assert time.monotonic() < deadline, logs
-            time.sleep(0.5)
+        request_id = printed.headers["x-amzn-RequestId"]
+
+        def logged() -> bool:
+            logs = plat.fnctl("logs", "keeper", "--request-id", request_id).stdout
+            return "after the restart" in logs
+
+        wait_for(logged, 20, "the keeper's output after the restart to reach its logs")
