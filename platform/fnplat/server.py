@@ -1,8 +1,9 @@
 """`fnctl up`: the one-host platform, gateway and controller in one process.
 
-Start-up order (each step is undone in reverse on the way out): data dir → store migrated to head
-→ admin key → catalog loaded into memory → recorder → container engine and controller (removes
-orphans, starts the Runtime API) → gateway listening.
+Start-up order (each step is undone in reverse on the way out): data dir → its pid file locked
+(fnplat.server_lock) → store migrated to head → admin key → catalog loaded into memory → recorder
+→ container engine and controller (removes orphans, starts the Runtime API) → gateway listening.
+The way out is bounded as a whole by FNPLAT_SHUTDOWN_TIMEOUT (fnplat.shutdown).
 """
 
 from __future__ import annotations
