@@ -9,7 +9,7 @@
 # Running it on one host:
 #
 #   sudo install -d -o 10001 -g 10001 /var/lib/fnplat      # once: the data dir, owned by the image's user
-#   docker run -d --name fnplat --restart unless-stopped --stop-timeout 30 \
+#   docker run -d --name fnplat --restart unless-stopped --stop-timeout 35 \
 #     --network host --cap-add NET_ADMIN \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
@@ -35,7 +35,8 @@
 #   iptables (nft) carries CAP_NET_ADMIN as a file capability, so the non-root process can use it
 #   when the container may; without it the platform refuses to start (FNPLAT_TASK_FIREWALL=false
 #   turns the rules off, for unprivileged development only).
-# - --stop-timeout: on SIGTERM the platform drains and removes its tasks before it exits.
+# - --stop-timeout: on SIGTERM the platform drains and removes its tasks before it exits, within
+#   FNPLAT_SHUTDOWN_TIMEOUT (30 s); 35 s leaves the same 5 s margin `fnctl down` does.
 #
 # The admin API key is printed once to the container's log on first start and saved in
 # <data dir>/admin-key (mode 0600, owned by uid 10001); the host's fnctl finds the endpoint and

@@ -11,8 +11,10 @@ lint:
 	.venv/bin/ruff check .
 	scripts/typecheck.sh
 
+# Tests that restart dockerd kill every container on the machine: they run last, on their own.
 test: install lint
 	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -m docker_restart
 
 unit:
 	.venv/bin/python -m pytest tests/unit -q

@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fnplat.controller.engine import LABEL_INSTANCE, LABEL_MANAGED, NetworkInfo, TaskDefinition
+from fnplat.controller.engine import (
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_TASK,
+    ContainerState,
+    NetworkInfo,
+    TaskDefinition,
+)
 from fnplat.errors import EngineError
 
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
@@ -166,6 +173,23 @@ def managed_filters(instance_id: str) -> dict[str, list[str]]:
 def exit_event_filters(instance_id: str) -> dict[str, Any]:
     """The events filter for deaths and OOM kills of one controller instance's containers."""
     return {"type": "container", "label": f"{LABEL_INSTANCE}={instance_id}", "event": ["die", "oom"]}
+
+
+def container_state(
+    container_id: str, state: Mapping[str, Any], labels: Mapping[str, str] | None
+) -> ContainerState:
+    """Our view of a container from the `State` of its inspection and its labels."""
+    try:
+        code = int(state.get("ExitCode", -1))
+    except (TypeError, ValueError):
+        code = -1
+    return ContainerState(
+        container_id=container_id,
+        running=bool(state.get("Running")),
+        exit_code=code,
+        oom_killed=bool(state.get("OOMKilled")),
+        task_id=(labels or {}).get(LABEL_TASK),
+    )
 
 
 def parse_exit_event(event: Mapping[str, Any]) -> tuple[str, str, int]:

@@ -36,6 +36,7 @@ from fnplat.controller.docker_decisions import (
     check_existing_network,
     container_environment,
     container_labels,
+    container_state,
     cpu_limit_args,
     exit_event_filters,
     find_overlap,
@@ -51,7 +52,9 @@ from fnplat.controller.engine import (
     LABEL_MANAGED,
     BuildLimits,
     ContainerHandle,
+    ContainerState,
     ExitCallback,
+    LinkCallback,
     NetworkInfo,
     OutputSink,
     TaskDefinition,
@@ -314,6 +317,27 @@ class DockerEngine:
         found = cast(list[dict[str, Any]], self._api().containers(all=True, filters=filters))
         return [str(container["Id"]) for container in found]
 
+    async def list_states(self, instance_id: str) -> list[ContainerState]:
+        return await self._call("list containers", self._states_sync, managed_filters(instance_id))
+
+    def _states_sync(self, filters: dict[str, list[str]]) -> list[ContainerState]:
+        api = self._api()
+        found = cast(list[dict[str, Any]], api.containers(all=True, filters=filters))
+        states = []
+        for container in found:
+            container_id = str(container["Id"])
+            labels = container.get("Labels") or {}
+            if container.get("State") == "running":
+                states.append(container_state(container_id, {"Running": True}, labels))
+                continue
+            # The list does not say how a dead one ended (exit code, OOM kill): inspect says.
+            try:
+                detail = api.inspect_container(container_id).get("State") or {}
+            except docker.errors.NotFound:
+                continue  # removed meanwhile: gone is what a missing container means
+            states.append(container_state(container_id, detail, labels))
+        return states
+
     def max_memory_used_mb(self, container_id: str) -> int | None:
         return self._peak_memory.max_used_mb(container_id)
 
@@ -404,7 +428,13 @@ class DockerEngine:
 
     # ---- watching (the threads live in docker_watchers.py) ----------------------------------
 
-    async def watch(self, on_exit: ExitCallback, output: OutputSink) -> None:
+    async def watch(
+        self,
+        on_exit: ExitCallback,
+        output: OutputSink,
+        on_disconnect: LinkCallback | None = None,
+        on_reconnect: LinkCallback | None = None,
+    ) -> None:
         if self._exit_watcher is not None:
             raise EngineError("watch() was already called on this engine")
         handoff = LoopHandoff(asyncio.get_running_loop())
@@ -420,6 +450,8 @@ class DockerEngine:
             on_exit=on_exit,
             streams=self._streams,
             handoff=handoff,
+            on_disconnect=on_disconnect,
+            on_reconnect=on_reconnect,
         )
         # Open the stream before returning, so no exit after watch() returns can be missed.
         stream = await self._call("watch container events", watcher.open, None)
@@ -436,16 +468,18 @@ class DockerEngine:
             return False  # removed already (kill() removes): not an OOM we can know about
         return bool(state.get("OOMKilled"))
 
-    async def follow_output(self, container_id: str, function: str) -> None:
+    async def follow_output(self, container_id: str, function: str, since: float | None = None) -> None:
         if self._output_follower is None:
             raise EngineError("watch() must be called before follow_output()")
         if self._streams.closing:
             raise EngineError("cannot follow output: the container engine is closed")
+        if self._output_follower.following(container_id):
+            return
         # No round trip here: logs are read from the start, so nothing written before the
         # stream opens is lost, and run() → ready stays on the fast path.
-        self._output_follower.start(container_id, function)
+        self._output_follower.start(container_id, function, since)
 
-    def _open_logs(self, container_id: str, follow: bool, since: int | None) -> Iterator[bytes]:
+    def _open_logs(self, container_id: str, follow: bool, since: float | None) -> Iterator[bytes]:
         stream = self._api().logs(
             container_id,
             stdout=True,

@@ -21,12 +21,12 @@ from typing import Any
 
 from fnplat.controller.docker_decisions import parse_exit_event
 from fnplat.controller.docker_log_lines import LogLines
-from fnplat.controller.engine import ContainerExit, ExitCallback, OutputSink
+from fnplat.controller.engine import ContainerExit, ExitCallback, LinkCallback, OutputSink
 
 log = logging.getLogger(__name__)
 
 EventStreamOpener = Callable[[str | None], Iterable[Mapping[str, Any]]]  # since -> events
-LogStreamOpener = Callable[[str, bool, int | None], Iterable[bytes]]  # (id, follow, since) -> frames
+LogStreamOpener = Callable[[str, bool, float | None], Iterable[bytes]]  # (id, follow, since) -> frames
 
 
 class OpenStreams:
@@ -89,8 +89,21 @@ class LoopHandoff:
             loop.call_soon_threadsafe(callback, *args)
 
 
+# Reconnect attempts back off from 0.1 s to this: a dockerd restart is noticed within a second of
+# the engine answering again (invocations wait for that re-sync), and a dead engine is asked only
+# once a second.
+RECONNECT_BACKOFF_MAX_S = 1.0
+
+
 class ExitWatcher:
-    """Consumes container events on a thread and calls `on_exit` on the loop for each death."""
+    """Consumes container events on a thread and calls `on_exit` on the loop for each death.
+
+    When the stream breaks (dockerd restarting), `on_disconnect` is called on the loop, the
+    stream is reopened from the last event seen (Docker replays what it still has), and once it
+    is open `on_reconnect` is called on the loop: deaths while no stream was open may have been
+    missed (a restarting dockerd closes its API before it stops containers), so the listener
+    re-reads the containers' state.
+    """
 
     def __init__(
         self,
@@ -100,10 +113,14 @@ class ExitWatcher:
         on_exit: ExitCallback,
         streams: OpenStreams,
         handoff: LoopHandoff,
+        on_disconnect: LinkCallback | None = None,
+        on_reconnect: LinkCallback | None = None,
     ) -> None:
         self._open_events = open_events
         self._oom_killed = oom_killed  # asks Docker; False when it cannot know
         self._on_exit = on_exit
+        self._on_disconnect = on_disconnect
+        self._on_reconnect = on_reconnect
         self._streams = streams
         self._handoff = handoff
         self._thread: threading.Thread | None = None
@@ -131,22 +148,37 @@ class ExitWatcher:
         oom_seen: set[str] = set()
         resume_nano = time.time_ns()  # after a reconnect, replay from just after the last event seen
         backoff = 0.1
+        lost_at: float | None = None  # monotonic time the stream broke, while it is broken
         while not self._streams.closing:
             try:
                 if stream is None:
                     stream = self.open(f"{resume_nano // 10**9}.{resume_nano % 10**9:09d}")
+                    if lost_at is not None:
+                        log.info("Docker events stream open again after %.1f s", time.monotonic() - lost_at)
+                        lost_at = None
+                        if self._on_reconnect is not None:
+                            self._handoff.deliver(self._on_reconnect)
                 for event in stream:
                     backoff = 0.1
                     if event.get("timeNano"):
                         resume_nano = int(event["timeNano"]) + 1
                     self._handle_event(event, oom_seen)
-            except Exception:
-                if not self._streams.closing:
-                    log.exception("Docker events stream failed; reconnecting")
+                failure: Exception | None = None
+            except Exception as exc:
+                failure = exc
             stream = None
+            if self._streams.wait_closing(0):  # shutting down: the stream was closed on purpose
+                break
+            if lost_at is None:
+                lost_at = time.monotonic()
+                log.warning("Docker events stream lost (%s); reconnecting", failure or "closed by the engine")
+                if self._on_disconnect is not None:
+                    self._handoff.deliver(self._on_disconnect)
+            else:
+                log.debug("reconnecting to the Docker events stream failed: %s", failure)
             if self._streams.wait_closing(backoff):  # wait out a dockerd restart, not a test sync
                 break
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX_S)
 
     def _handle_event(self, event: Mapping[str, Any], oom_seen: set[str]) -> None:
         action, container_id, exit_code = parse_exit_event(event)
@@ -200,22 +232,28 @@ class OutputFollower:
         self._container_gone = container_gone  # the failure says: removed or dying, nothing to read
         self._output = output
         self._streams = streams
+        self._following: set[str] = set()  # containers with a follower thread (set ops are atomic)
 
-    def start(self, container_id: str, function: str) -> None:
+    def following(self, container_id: str) -> bool:
+        return container_id in self._following
+
+    def start(self, container_id: str, function: str, since: float | None = None) -> None:
+        """Follow from the container's first line, or from unix time `since`, as `function`'s output."""
+        self._following.add(container_id)
         threading.Thread(
             target=self._follow,
-            args=(container_id, function),
+            args=(container_id, function, since),
             name=f"fnplat-logs-{container_id[:12]}",
             daemon=True,
         ).start()
 
-    def _follow(self, container_id: str, function: str) -> None:
+    def _follow(self, container_id: str, function: str, since: float | None) -> None:
         key = f"logs:{container_id}"
         lines = LogLines(self._output.max_line_bytes)
         offer = self._output.offer
 
         def read(follow: bool) -> None:
-            stream = self._open_logs(container_id, follow, None if follow else lines.since())
+            stream = self._open_logs(container_id, follow, since if follow else lines.since())
             self._streams.track(key, stream)
             for frame in stream:
                 for line, ts in lines.feed(frame, replay=not follow):
@@ -235,3 +273,4 @@ class OutputFollower:
             for line, ts in lines.flush():
                 offer(function, container_id, line, ts)
             self._streams.untrack(key)
+            self._following.discard(container_id)

@@ -72,6 +72,17 @@ class ContainerExit:
     oom_killed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerState:
+    """One of our containers as the engine reports it when asked (not from its event stream)."""
+
+    container_id: str
+    running: bool
+    exit_code: int  # -1 while running or when the engine does not say
+    oom_killed: bool
+    task_id: str | None = None  # its LABEL_TASK: which task of ours it is
+
+
 ExitCallback = Callable[[ContainerExit], Awaitable[None] | None]
 
 
@@ -87,6 +98,9 @@ class OutputSink(Protocol):
         """One line, without its newline, with its unix timestamp. Called on any thread; never
         blocks on the event loop."""
         ...
+# Called on the event loop when the engine's event stream broke (events may be missed from now
+# on) and when it is open again (the caller re-reads the state it may have missed).
+LinkCallback = Callable[[], None]
 
 
 class ContainerEngine(Protocol):
@@ -121,19 +135,35 @@ class ContainerEngine(Protocol):
         """Ids of all containers (running or not) labelled as ours for this controller instance."""
         ...
 
+    async def list_states(self, instance_id: str) -> list[ContainerState]:
+        """Every container labelled as ours for this controller instance, with its state (how
+        a dead one ended included): what reconciling after missed events compares against."""
+        ...
+
     def max_memory_used_mb(self, container_id: str) -> int | None:
         """Peak memory of the container's cgroup in MB, or None when unknown. Cheap (a file read)."""
         ...
 
-    async def watch(self, on_exit: ExitCallback, output: OutputSink) -> None:
+    async def watch(
+        self,
+        on_exit: ExitCallback,
+        output: OutputSink,
+        on_disconnect: LinkCallback | None = None,
+        on_reconnect: LinkCallback | None = None,
+    ) -> None:
         """Start watching our containers: `on_exit` when one dies (with its OOM flag), and each
         line a followed container writes to stdout/stderr offered to `output`.
+        When the engine drops the event stream (dockerd restarted), `on_disconnect` is called,
+        the engine reconnects by itself, and `on_reconnect` is called once the stream is open
+        again: exits in between may have been missed (see list_states).
         Returns once watching has started; stops on close()."""
         ...
 
-    async def follow_output(self, container_id: str, function: str) -> None:
+    async def follow_output(self, container_id: str, function: str, since: float | None = None) -> None:
         """Start offering a started container's output lines, as `function`'s, to the `output`
-        given to watch()."""
+        given to watch(): from its first line, or from unix time `since` (following again after
+        the engine restarted under a running container). No-op when its output is being followed
+        already."""
         ...
 
     async def build_image(self, context_dir: Path, tag: str) -> str:

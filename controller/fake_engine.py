@@ -23,9 +23,12 @@ import aiohttp
 from fnplat.controller.engine import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
+    LABEL_TASK,
     ContainerExit,
     ContainerHandle,
+    ContainerState,
     ExitCallback,
+    LinkCallback,
     NetworkInfo,
     OutputSink,
     TaskDefinition,
@@ -154,10 +157,18 @@ class FakeEngine:
         self.run_returns: asyncio.Event | None = None
         self.cpu_limits: dict[str, float] = {}  # container id -> vCPUs, as limit_cpu() set them
         self.limit_cpu_error: EngineError | None = None  # set to make limit_cpu() fail
+        self.run_gate: asyncio.Event | None = None  # set: run() waits for it (a slow `docker run`)
+        self.list_gate: asyncio.Event | None = None  # set: list_states() takes its listing, then waits
+        self.listings = 0  # listings list_states() has taken
         self.network: NetworkInfo | None = None
         self._ids = itertools.count(1)
+        self.followed: list[tuple[str, float | None]] = []  # follow_output calls after a restart
+        self.list_error: EngineError | None = None  # set to make list_states() fail
+        self.kill_error: EngineError | None = None  # set to make kill() fail (the engine is away)
         self._on_exit: ExitCallback | None = None
         self._output: OutputSink | None = None
+        self._on_disconnect: LinkCallback | None = None
+        self._on_reconnect: LinkCallback | None = None
         self._changed: asyncio.Event | None = None
 
     # -- test set-up and observation ---------------------------------------------------------------
@@ -177,6 +188,36 @@ class FakeEngine:
 
     def running(self) -> list[FakeContainer]:
         return [c for c in self.containers.values() if c.running]
+
+    def lose_events(self) -> None:
+        """The event stream breaks, as when dockerd begins to restart (it closes its API first)."""
+        if self._on_disconnect is not None:
+            self._on_disconnect()
+
+    async def die_unseen(self, container_id: str, code: int = KILLED_EXIT_CODE) -> None:
+        """A container dies while no event stream is open: no `die` reaches the watcher, and the
+        dead container stays listed (as Docker keeps a stopped container until it is removed)."""
+        container = self.containers[container_id]
+        if container.job is not None and not container.job.done():
+            container.job.cancel()
+            await asyncio.gather(container.job, return_exceptions=True)
+        container.running = False
+        container.exit = ContainerExit(container_id, code, False)
+        self._notify()
+
+    def regain_events(self) -> None:
+        """The event stream is open again (dockerd answers again)."""
+        if self._on_reconnect is not None:
+            self._on_reconnect()
+
+    async def restart(self, *, live_restore: bool = False) -> None:
+        """dockerd restarts: the stream breaks, every container dies unseen (or, with live-restore,
+        keeps running), and the stream comes back."""
+        self.lose_events()
+        if not live_restore:
+            for container in self.running():
+                await self.die_unseen(container.container_id)
+        self.regain_events()
 
     async def wait_until(self, predicate: Callable[[], bool], within_s: float = 5.0) -> None:
         """Wait for an engine-visible condition (re-checked on every change), failing after within_s."""
@@ -205,6 +246,8 @@ class FakeEngine:
     ) -> ContainerHandle:
         if self.run_delay_s:
             await asyncio.sleep(self.run_delay_s)
+        if self.run_gate is not None:
+            await self.run_gate.wait()
         if self.run_error is not None:
             raise self.run_error
         behaviour = self.by_function.get(taskdef.family) or self.by_image.get(taskdef.image) or self.default
@@ -231,6 +274,8 @@ class FakeEngine:
         self.cpu_limits[container_id] = cpus
 
     async def kill(self, container_id: str) -> None:
+        if self.kill_error is not None:
+            raise self.kill_error
         container = self.containers.pop(container_id, None)
         if container is None:
             return
@@ -249,15 +294,45 @@ class FakeEngine:
             if c.labels.get(LABEL_MANAGED) == "true" and c.labels.get(LABEL_INSTANCE) == instance_id
         ]
 
+    async def list_states(self, instance_id: str) -> list[ContainerState]:
+        if self.list_error is not None:
+            raise self.list_error
+        ours = set(await self.list_managed(instance_id))
+        states = [
+            ContainerState(
+                c.container_id,
+                c.running,
+                c.exit.exit_code if c.exit is not None else -1,
+                c.exit.oom_killed if c.exit is not None else False,
+                c.labels.get(LABEL_TASK),
+            )
+            for c in self.containers.values()
+            if c.container_id in ours
+        ]
+        self.listings += 1
+        self._notify()
+        if self.list_gate is not None:
+            await self.list_gate.wait()
+        return states
+
     def max_memory_used_mb(self, container_id: str) -> int | None:
         container = self.containers.get(container_id)
         return container.behaviour.max_memory_mb if container is not None else None
 
-    async def watch(self, on_exit: ExitCallback, output: OutputSink) -> None:
+    async def watch(
+        self,
+        on_exit: ExitCallback,
+        output: OutputSink,
+        on_disconnect: LinkCallback | None = None,
+        on_reconnect: LinkCallback | None = None,
+    ) -> None:
         self._on_exit, self._output = on_exit, output
+        self._on_disconnect, self._on_reconnect = on_disconnect, on_reconnect
 
-    async def follow_output(self, container_id: str, function: str) -> None:
-        return None  # output is always delivered once watch() was called
+    async def follow_output(self, container_id: str, function: str, since: float | None = None) -> None:
+        # Output is always delivered once watch() was called; only a follow again is noted.
+        if since is not None:
+            self.followed.append((container_id, since))
 
     async def build_image(self, context_dir: Path, tag: str) -> str:
         self.images.add(tag)

@@ -8,13 +8,14 @@ API. The only module besides the engine itself that calls the engine for tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,14 @@ from typing import Any
 from fnplat.config import ControllerSettings
 from fnplat.controller import outcomes
 from fnplat.controller.addresses import AddressAllocator
-from fnplat.controller.engine import LABEL_TASK, ContainerEngine, ContainerExit, NetworkInfo, TaskDefinition
+from fnplat.controller.engine import (
+    LABEL_TASK,
+    ContainerEngine,
+    ContainerExit,
+    ContainerState,
+    NetworkInfo,
+    TaskDefinition,
+)
 from fnplat.controller.pool import TaskInitFailed, VersionPool
 from fnplat.controller.scheduling import (
     Decision,
@@ -34,12 +42,19 @@ from fnplat.controller.scheduling import (
 from fnplat.controller.task import Task, TaskState
 from fnplat.controller.taskdef import compile_task_definition
 from fnplat.domain import LATEST, FunctionVersion
-from fnplat.errors import EngineError, FnplatError, ServiceError
+from fnplat.errors import EngineError, FnplatError, ServiceError, ServiceUnavailable
 from fnplat.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 _EARLY_EXITS_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    alive: list[str]  # containers of live tasks, still running
+    dead: int  # live tasks whose container was gone or stopped: now ended
+    strays: list[str]  # containers of ours that no task owns: to remove
 
 
 def host_memory_capacity_mb(settings: ControllerSettings) -> int:
@@ -84,6 +99,12 @@ class Fleet:
         self._runtime_api = ""
         self._closing = False
         self._waiters_total = 0  # invocations queued in all pools
+        self._removed: set[str] = set()  # functions removed whose pools are still winding down
+        # While the engine's event stream is broken, exits may be missed: invocations wait (up to
+        # engine_resync_wait_s after the break) for reconcile() before trusting warm tasks.
+        self.engine_in_sync = True
+        self._resynced: asyncio.Event | None = None
+        self._lost_at = 0.0  # controller clock
 
     def attach(self, network: NetworkInfo, runtime_api_address: str) -> None:
         """Where tasks live and where their Runtime API is; called once by the controller's start()."""
@@ -111,6 +132,10 @@ class Fleet:
 
     def function_tasks(self, function_name: str) -> int:
         return self._function_tasks.get(function_name, 0)
+
+    def tracked_functions(self) -> set[str]:
+        """Every function this fleet keeps anything for (pools, task counters, a pending removal)."""
+        return {*self._pools_by_function, *self._function_tasks, *self._removed}
 
     # -- PoolHost ----------------------------------------------------------------------------
     def snapshot(self, pool: VersionPool) -> PoolSnapshot:
@@ -188,6 +213,22 @@ class Fleet:
     def waiters_changed(self, delta: int) -> None:
         self._waiters_total += delta
 
+    def may_serve_again(self, pool: VersionPool) -> bool:
+        # A version retired by a newer deploy may still be invoked; a removed function may not
+        # come back through an invocation that was under way when it was removed.
+        return pool.version.function_name not in self._removed
+
+    async def wait_engine_in_sync(self) -> None:
+        """Wait until reconcile() ran after the event stream broke, for at most what remains of
+        engine_resync_wait_s since the break: past that, warm tasks are trusted as they are
+        (with dockerd's live-restore they still run; without, their calls time out)."""
+        remaining = self._settings.engine_resync_wait_s - (self._clock() - self._lost_at)
+        if self._resynced is None or remaining <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await self._resynced.wait()
+
     def task_idle(self, pool: VersionPool) -> None:
         if self._waiters_total:  # rare: someone is queued for a slot or for memory
             self._pump(exclude=pool)
@@ -241,6 +282,57 @@ class Fleet:
             task.complete(result, unhealthy=True)
         self.stop(task)
 
+    def engine_lost(self) -> None:
+        """The engine's event stream broke: until reconcile(), deaths may go unseen."""
+        if self.engine_in_sync:
+            self.engine_in_sync = False
+            self._resynced = asyncio.Event()
+            self._lost_at = self._clock()
+
+    def reconcile_candidates(self) -> dict[str, Task]:
+        """The tasks a container listing taken from now on can judge: those whose container id
+        is known. A task whose engine.run() is still in flight is not one of them: a listing made
+        before its container exists would wrongly call it gone."""
+        return dict(self.by_container)
+
+    def reconcile(self, candidates: dict[str, Task], states: list[ContainerState]) -> Reconciled:
+        """Treat candidates whose container is gone or not running as exited (their death was
+        missed). Returns the ids of the ones still running (to follow their output again), and
+        of listed containers no task of ours owns any more (a kill that failed while the engine
+        was away), to remove."""
+        listed = {state.container_id: state for state in states}
+        alive = []
+        dead = 0
+        for container_id, task in candidates.items():
+            if task.state is TaskState.STOPPING or task.state is TaskState.STOPPED:
+                continue
+            if self.by_container.get(container_id) is not task:
+                continue
+            state = listed.get(container_id)
+            if state is not None and state.running:
+                alive.append(container_id)
+                continue
+            exit_code, oom = (state.exit_code, state.oom_killed) if state is not None else (-1, False)
+            log.warning(
+                "task %s of %s: its container %s while the engine's events were missed",
+                task.task_id,
+                task.function_name,
+                "is gone" if state is None else f"exited ({exit_code})",
+            )
+            dead += 1
+            self.on_exit(ContainerExit(container_id, exit_code, oom))
+        # Any task we still have, starting ones included, owns its container (or will shortly).
+        ours = {task.task_id for task in self.all_tasks()}
+        strays = [s.container_id for s in states if s.task_id not in ours]
+        return Reconciled(alive, dead, strays)
+
+    def engine_synced(self) -> None:
+        """reconcile() has run (and the reconnect hooks): invocations stop waiting."""
+        self.engine_in_sync = True
+        if self._resynced is not None:
+            self._resynced.set()
+            self._resynced = None
+
     # -- policies -----------------------------------------------------------------------------
     def reap_idle(self) -> int:
         """Stop tasks idle for longer than keep-alive; returns how many."""
@@ -256,25 +348,50 @@ class Fleet:
         return len(victims)
 
     def retire(self, function_name: str, keep_version: int | None) -> None:
+        """Retire the function's pools but `keep_version`'s; None: the function was removed, and
+        once its last task is gone nothing of it remains (pools, counters, metric series)."""
+        if keep_version is None:
+            self._removed.add(function_name)
+        else:
+            self._removed.discard(function_name)
         for pool in list(self._pools_by_function.get(function_name, ())):
             if pool.version.version != keep_version:
                 pool.retire()
                 self._drop_if_empty(pool)
+        self._forget_if_gone(function_name)
 
-    async def close(self) -> None:
-        """Stop every task and wait until their containers are gone."""
-        self._closing = True
-        closing = ServiceError("the controller is shutting down")
+    def end_in_flight(self, error: Exception) -> int:
+        """End every invocation that is running or waiting for a task with `error`, and stop the
+        tasks running them; returns how many were running."""
         for pool in list(self._pools.values()):
-            pool.fail_waiters(closing)
+            pool.fail_waiters(error)
+        ended = 0
         for task in self.all_tasks():
-            if task.current is not None:
-                task.complete(outcomes.exited(task.current, 137), unhealthy=True)
-            elif task.state is TaskState.STARTING:
+            if task.abort(error):
+                ended += 1
+                self.stop(task)
+        return ended
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop every task and wait until their containers are gone, for at most `timeout_s`:
+        a container left after that is removed by its labels on the next start."""
+        self._closing = True
+        closing = ServiceUnavailable("the platform is shutting down; retry shortly")
+        self.end_in_flight(closing)
+        for task in self.all_tasks():
+            if task.state is TaskState.STARTING:
                 self._pool_of[task].on_start_failed(task, closing)
             self.stop(task)
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while self._background:
+                    await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self._background:
+            log.warning(
+                "%d tasks were still stopping after %.0f s; the next start removes them",
+                len(self._background),
+                timeout_s or 0,
+            )
 
     # -- internals ------------------------------------------------------------------------------
     async def _start(self, pool: VersionPool, task: Task) -> None:
@@ -393,6 +510,17 @@ class Fleet:
             del self._pools[pool.version.key]
             self._pools_by_function[pool.version.function_name].remove(pool)
             self._taskdefs.pop(pool.version.key, None)
+            self._forget_if_gone(pool.version.function_name)
+
+    def _forget_if_gone(self, function_name: str) -> None:
+        """A removed function whose last pool is gone leaves nothing behind."""
+        if function_name not in self._removed or self._pools_by_function.get(function_name):
+            return
+        self._removed.discard(function_name)
+        self._pools_by_function.pop(function_name, None)
+        if not self._function_tasks.get(function_name):
+            self._function_tasks.pop(function_name, None)
+        self._metrics.forget_function(function_name)
 
     def _evict_own_function(self, pool: VersionPool) -> None:
         candidates = [

@@ -47,6 +47,19 @@ class PoolHost(Protocol):
         """Invocations queued in some pool went up or down by delta (host-wide bookkeeping)."""
         ...
 
+    def may_serve_again(self, pool: VersionPool) -> bool:
+        """Someone invokes a retired pool's version: may it take tasks again?"""
+        ...
+
+    @property
+    def engine_in_sync(self) -> bool:
+        """False while the container engine's state may have changed unseen (tasks may be dead)."""
+        ...
+
+    async def wait_engine_in_sync(self) -> None:
+        """Wait (bounded) until the engine's state has been checked again."""
+        ...
+
     def task_idle(self, pool: VersionPool) -> None:
         """A task of `pool` went idle with nobody waiting for it: other pools' waiters may use its
         slot or memory (by evicting it)."""
@@ -111,7 +124,10 @@ class VersionPool:
     async def acquire(self) -> Task:
         """A task leased to the caller (BUSY). Raises TooManyRequests when throttled, TaskInitFailed
         when the task started for it failed its init, EngineError when it could not be started."""
-        self.retired = False  # someone still invokes this version
+        if self.retired:  # someone still invokes this version
+            self.retired = not self._host.may_serve_again(self)
+        if not self._host.engine_in_sync:  # rare: dockerd restarting, idle tasks may be dead
+            await self._host.wait_engine_in_sync()
         if self.idle:  # the warm path; the same rule decide() starts with
             return self._lease_idle()
         decision = decide(self._host.snapshot(self))

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from fnplat.controller.pool import TaskInitFailed
 from fnplat.controller.runtime_api import RuntimeApi, RuntimeApiServer
 from fnplat.controller.task import Invocation, Task, TaskInfo
 from fnplat.domain import FunctionVersion, InvocationRecord, LogEvent
-from fnplat.errors import EngineError, ServiceError, TooManyRequests
+from fnplat.errors import EngineError, FnplatError, ServiceError, ServiceUnavailable, TooManyRequests
 from fnplat.invocation import InvocationRequest, InvocationResult
 from fnplat.lambda_logs import billed_duration_ms
 from fnplat.metrics import Metrics
@@ -41,6 +41,12 @@ _OUTCOMES = {
     outcomes.OOM_TYPE: "oom",
     outcomes.EXIT_TYPE: "crash",
 }
+
+
+# Something to run each time the container engine is back after its event stream broke.
+ReconnectHook = Callable[[], Awaitable[None]]
+RECONNECT_HOOK_TIMEOUT_S = 30.0
+RELIST_RETRY_S = 1.0
 
 
 class Controller:
@@ -70,7 +76,13 @@ class Controller:
         metrics.watch_runtime_api(self._server.figures)
         self._output: OutputGate | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._reconnect_hooks: list[ReconnectHook] = []
+        self._resync: asyncio.Task[None] | None = None
+        self._resync_pending = False  # the engine came back again while a re-check ran
+        self._link_epoch = 0  # bumped each time the engine's event stream breaks
+        self._lost_wall = 0.0  # unix time it last broke
         self._started = False
+        self._accepting = False  # started, and not draining or closed
         self._closed = False
         self.runtime_api_address = ""  # gateway_ip:port once started
 
@@ -91,9 +103,17 @@ class Controller:
             on_line=self._on_output,
             on_dropped=self._on_output_dropped,
         )
-        await self._engine.watch(self._fleet.on_exit, self._output)
+        await self._engine.watch(self._fleet.on_exit, self._output, self._engine_lost, self._engine_back)
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
         self._started = True
+        self._accepting = True
+
+    def add_reconnect_hook(self, hook: ReconnectHook) -> None:
+        """Run `hook` each time the container engine is back after its event stream broke
+        (dockerd restarted): after the tasks were reconciled, before invocations waiting for that
+        go on. For state the engine may have reset meanwhile (firewall rules in chains Docker
+        re-creates). Each run is bounded by RECONNECT_HOOK_TIMEOUT_S; a failure is logged."""
+        self._reconnect_hooks.append(hook)
 
     async def ensure_firewall(self) -> None:
         """Re-assert the task firewall (after a dockerd restart, say); idempotent."""
@@ -108,17 +128,30 @@ class Controller:
                 log.warning("could not remove orphan task container %s: %s", container_id, result)
         return len(orphans)
 
-    async def close(self) -> None:
+    def begin_drain(self) -> None:
+        """Shutdown begins: invocations from now on get 503; those under way go on."""
+        self._accepting = False
+
+    def end_in_flight(self) -> int:
+        """End the invocations still running or queued (their callers get 503) and stop their
+        tasks; returns how many were running."""
+        self._accepting = False
+        return self._fleet.end_in_flight(ServiceUnavailable("the platform is shutting down; retry shortly"))
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Stop every task, waiting at most `timeout_s` for their containers to be gone."""
         if self._closed:
             return
         self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        self._accepting = False
+        for job in (self._reaper, self._resync):
+            if job is not None:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
         if self._output is not None:
             self._output.close()  # drop notices still open go to the log, while their tasks exist
-        await self._fleet.close()
+        await self._fleet.close(timeout_s)
         await self._server.close()
         try:  # only once no task is left
             await self._firewall.remove()
@@ -127,7 +160,9 @@ class Controller:
 
     # -- Invoker --------------------------------------------------------------------------------
     async def invoke(self, request: InvocationRequest) -> InvocationResult:
-        if not self._started or self._closed:
+        if not self._accepting:
+            if self._started:
+                raise ServiceUnavailable("the platform is shutting down; retry shortly")
             raise ServiceError("the controller is not running")
         function = request.function
         pool = self._fleet.pool_for(function)
@@ -153,6 +188,10 @@ class Controller:
 
     def tasks(self) -> list[TaskInfo]:
         return [task.info() for task in self._fleet.all_tasks()]
+
+    def tracked_functions(self) -> set[str]:
+        """Functions the controller keeps any state for (a removed one disappears with its tasks)."""
+        return self._fleet.tracked_functions()
 
     def reap_idle(self) -> int:
         """One pass of the idle reaper (the background loop calls it; tests may too)."""
@@ -255,6 +294,71 @@ class Controller:
             request_id = current.request.request_id if current is not None else task.last_request_id
         when = datetime.fromtimestamp(notice.timestamp, UTC)
         self._log_sink(LogEvent(notice.function, request_id, when, text))
+
+    # -- the engine restarted under us ---------------------------------------------------------
+    def _engine_lost(self) -> None:
+        self._link_epoch += 1
+        self._lost_wall = time.time()
+        self._fleet.engine_lost()
+
+    def _engine_back(self) -> None:
+        if self._closed:
+            return
+        if self._resync is not None and not self._resync.done():
+            self._resync_pending = True  # the one under way checks again when it is done
+            return
+        self._resync = asyncio.get_running_loop().create_task(self._resync_with_engine())
+
+    async def _resync_with_engine(self) -> None:
+        """Compare our tasks with what the engine reports (exits while its events were missed),
+        follow the output of survivors again (live-restore), run the reconnect hooks, and let
+        waiting invocations go on, unless the stream broke again meanwhile (its reconnect runs
+        this again)."""
+        while True:
+            self._resync_pending = False
+            epoch = self._link_epoch
+            candidates = self._fleet.reconcile_candidates()
+            while True:
+                try:
+                    states = await self._engine.list_states(self._settings.instance_id)
+                    break
+                except EngineError as exc:
+                    log.warning("listing tasks after the engine came back failed (retrying): %s", exc)
+                    await asyncio.sleep(RELIST_RETRY_S)  # waiting on Docker: no event to wait on
+                    candidates = self._fleet.reconcile_candidates()
+            reconciled = self._fleet.reconcile(candidates, states)
+            alive, dead = reconciled.alive, reconciled.dead
+            self._metrics.tasks_found_dead.inc(dead)
+            for container_id in alive:
+                task = self._fleet.by_container.get(container_id)
+                if task is None:
+                    continue
+                try:
+                    await self._engine.follow_output(container_id, task.function_name, since=self._lost_wall)
+                except FnplatError as exc:  # logs are lost, the task still works
+                    log.warning("cannot follow the output of container %s again: %s", container_id[:12], exc)
+            for hook in list(self._reconnect_hooks):
+                try:
+                    await asyncio.wait_for(hook(), RECONNECT_HOOK_TIMEOUT_S)
+                except Exception:
+                    log.exception("engine reconnect hook %r failed", hook)
+            self._metrics.engine_resyncs.inc()
+            log.info("tasks reconciled with the engine: %d running, %d found dead", len(alive), dead)
+            if self._resync_pending:
+                continue  # the stream broke and came back while we were at it
+            if epoch == self._link_epoch:
+                self._fleet.engine_synced()
+            await self._remove_strays(reconciled.strays)
+            return
+
+    async def _remove_strays(self, container_ids: list[str]) -> None:
+        """Containers of ours no task owns (their kill failed while the engine was away)."""
+        for container_id in container_ids:
+            try:
+                await self._engine.kill(container_id)
+                log.info("removed container %s, which no task owned any more", container_id[:12])
+            except EngineError as exc:  # the next start removes it by its labels
+                log.warning("could not remove stray container %s: %s", container_id[:12], exc)
 
     async def _reap_forever(self) -> None:
         interval = max(0.005, min(self._settings.keep_alive_s / 2, 5.0))

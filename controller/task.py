@@ -125,6 +125,18 @@ class Task:
             invocation.result.set_result(result)
         return True
 
+    def abort(self, error: BaseException) -> bool:
+        """End the current invocation with `error` for its caller (the platform is stopping it);
+        the task must not serve again. False if there is none."""
+        invocation = self.current
+        if invocation is None:
+            return False
+        self.current = None
+        invocation.task_unhealthy = True
+        if not invocation.result.done():
+            invocation.result.set_exception(error)
+        return True
+
     def wake_runtime(self) -> None:
         waiter = self.next_waiter
         if waiter is not None and not waiter.done():

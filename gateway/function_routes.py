@@ -75,6 +75,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except FnplatError as exc:
         if exc.status == 403:
             return to_web_response(responses.forbidden())
+        if exc.status == 503:  # the platform is shutting down (or its engine is away): retry
+            return to_web_response(responses.service_unavailable())
         log.warning("route %s: invocation failed: %s", route.route_key, exc.message)
         return to_web_response(responses.internal_server_error())
     if result.function_error:

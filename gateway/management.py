@@ -18,6 +18,7 @@ from fnplat.gateway.deps import DEPS, GatewayDeps
 from fnplat.gateway.observed import observed
 from fnplat.gateway.responses import aws_error
 from fnplat.gateway.webresponse import to_web_response
+from fnplat.resource_errors import log_store_failure, store_failure
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.calls import store_call
@@ -41,6 +42,12 @@ def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResp
             return await handler(request, deps)
         except FnplatError as exc:
             return to_web_response(aws_error(exc))
+        except Exception as exc:  # a store failure that did not pass through store.db.transaction
+            mapped = store_failure(exc)
+            if mapped is None:
+                raise
+            log_store_failure(exc, mapped)
+            return to_web_response(aws_error(mapped))
 
     return wrapped
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from fnplat.errors import FnplatError, TooManyRequests
+from fnplat.errors import FnplatError, ServiceUnavailable, TooManyRequests
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -40,15 +40,18 @@ def _json_body(value: object) -> bytes:
 
 
 def aws_error(exc: FnplatError) -> HttpResponse:
-    """A REST-JSON error as Lambda's API sends it; TooManyRequests also carries its `Reason`."""
+    """A REST-JSON error as Lambda's API sends it; TooManyRequests also carries its `Reason`,
+    ServiceUnavailable a `Retry-After`."""
     body: dict[str, str] = {"Type": exc.kind, "message": exc.message, "errorType": exc.error_type}
     if isinstance(exc, TooManyRequests):
         body["Reason"] = exc.reason
-    return HttpResponse(
-        status=exc.status,
-        headers=(("Content-Type", JSON_CONTENT_TYPE), ("x-amzn-ErrorType", exc.error_type)),
-        body=_json_body(body),
+    headers: tuple[tuple[str, str], ...] = (
+        ("Content-Type", JSON_CONTENT_TYPE),
+        ("x-amzn-ErrorType", exc.error_type),
     )
+    if isinstance(exc, ServiceUnavailable):
+        headers += (("Retry-After", str(exc.retry_after_s)),)
+    return HttpResponse(status=exc.status, headers=headers, body=_json_body(body))
 
 
 def gateway_message(status: int, message: str) -> HttpResponse:

@@ -10,6 +10,8 @@ A route path is `/literal/{param}/{greedy+}` or the literal `$default`. For one 
    method nor `ANY` does not stop the search: a less specific template may still take it.
    No match at all is `None` (the gateway answers 404, as HTTP APIs do; there is no 405).
 
+The grammar itself (what a valid path is, the conflict shape) is `fnplat.route_grammar`.
+
 Segments are compared exactly: `/pets/` (a trailing empty segment) is not `/pets`, `{param}`
 never matches an empty segment and `{name+}` needs at least one character. Matching runs on the
 raw (percent-encoded) path split at `/`, then each segment is decoded, so `%2F` stays inside a
@@ -25,16 +27,7 @@ from types import MappingProxyType
 from urllib.parse import unquote
 
 from fnplat.domain import Route
-
-DEFAULT_ROUTE = "$default"
-ANY_METHOD = "ANY"
-
-# Paths the platform itself serves; a function route may not start with one of these.
-RESERVED_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz")
-
-
-class InvalidRoutePath(ValueError):
-    """A route path that is not a valid HTTP API route template."""
+from fnplat.route_grammar import ANY_METHOD, DEFAULT_ROUTE, InvalidRoute, PathTemplate, parse_route_path
 
 
 class DuplicateRoute(ValueError):
@@ -45,81 +38,6 @@ class DuplicateRoute(ValueError):
 class RouteMatch:
     route: Route
     path_parameters: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class PathTemplate:
-    """A parsed route path: per segment either a literal (str) or a parameter name (None literal)."""
-
-    literals: tuple[str | None, ...]  # the literal text of each segment, None where it is a parameter
-    names: tuple[str | None, ...]  # the parameter name of each segment, None where it is literal
-    greedy: str | None  # name of the trailing `{name+}`, which is not part of literals/names
-
-    @property
-    def shape(self) -> tuple[tuple[str | None, ...], bool]:
-        """Identity for conflicts: parameter names do not matter, positions do."""
-        return self.literals, self.greedy is not None
-
-    @property
-    def priority(self) -> tuple[int, tuple[bool, ...]]:
-        """Higher sorts first: more literal segments, then literals further left."""
-        flags = tuple(lit is not None for lit in self.literals)
-        return sum(flags), flags
-
-
-def parse_route_path(path: str) -> PathTemplate:
-    """Parse `/a/{b}/{c+}`; raise InvalidRoutePath naming the problem. `$default` is not a template."""
-    if not path.startswith("/"):
-        raise InvalidRoutePath(f"route path {path!r} must start with '/' (or be $default)")
-    if any(c in path for c in "?# \t\r\n"):
-        raise InvalidRoutePath(f"route path {path!r} may not contain '?', '#' or whitespace")
-    segments = path[1:].split("/")
-    literals: list[str | None] = []
-    names: list[str | None] = []
-    greedy: str | None = None
-    seen: set[str] = set()
-    for index, segment in enumerate(segments):
-        if "{" not in segment and "}" not in segment:
-            # Requests are matched on decoded segments, so a percent-encoded literal is decoded too.
-            literals.append(unquote(segment) if "%" in segment else segment)
-            names.append(None)
-            continue
-        if not (segment.startswith("{") and segment.endswith("}")) or segment.count("{") != 1:
-            raise InvalidRoutePath(f"route path {path!r}: a parameter must be a whole segment, like {{name}}")
-        name = segment[1:-1]
-        is_greedy = name.endswith("+")
-        name = name.removesuffix("+")
-        if not name or not (name.replace("_", "a").replace("-", "a").isalnum() and name.isascii()):
-            raise InvalidRoutePath(f"route path {path!r}: invalid parameter name {segment!r}")
-        if name in seen:
-            raise InvalidRoutePath(f"route path {path!r}: parameter {name!r} appears twice")
-        seen.add(name)
-        if is_greedy:
-            if index != len(segments) - 1:
-                raise InvalidRoutePath(f"route path {path!r}: a greedy {{{name}+}} must be the last segment")
-            greedy = name
-        else:
-            literals.append(None)
-            names.append(name)
-    return PathTemplate(tuple(literals), tuple(names), greedy)
-
-
-def route_conflict_key(method: str, path: str) -> str:
-    """Routes with equal keys cannot coexist: same method and same path shape, whatever the
-    parameter names (`GET /a/{x}` and `GET /a/{y}` are both `GET /a/{}`). For deploy-time checks."""
-    method = method.upper()
-    if path == DEFAULT_ROUTE:
-        return f"{method} {DEFAULT_ROUTE}"
-    template = parse_route_path(path)
-    parts = [lit if lit is not None else "{}" for lit in template.literals]
-    if template.greedy is not None:
-        parts.append("{+}")
-    return f"{method} /" + "/".join(parts)
-
-
-def is_reserved_path(path: str) -> bool:
-    """True when `path` is (under) one of the platform's own prefixes."""
-    return any(path == p or path.startswith(p + "/") for p in RESERVED_PREFIXES)
 
 
 def _decode_segments(raw_path: str) -> list[str]:
@@ -231,18 +149,38 @@ class RouteTable:
 
     @classmethod
     def build(cls, routes: Iterable[Route]) -> RouteTable:
-        """Compile routes; raise InvalidRoutePath or DuplicateRoute (deploy-time errors)."""
-        all_routes = tuple(routes)
+        """Compile routes; raise InvalidRoute or DuplicateRoute (deploy-time errors)."""
+        return cls._compile(routes, strict=True)[0]
+
+    @classmethod
+    def build_skipping(cls, routes: Iterable[Route]) -> tuple[RouteTable, list[tuple[Route, str]]]:
+        """Compile what can be compiled: an invalid route, or one that conflicts with a route
+        before it, is left out and returned with the reason. For routes loaded from the store,
+        where one bad row must not stop the gateway (the store's unique shape rules out conflicts;
+        this is the belt to those braces)."""
+        return cls._compile(routes, strict=False)
+
+    @classmethod
+    def _compile(cls, routes: Iterable[Route], *, strict: bool) -> tuple[RouteTable, list[tuple[Route, str]]]:
+        kept: list[Route] = []
+        rejected: list[tuple[Route, str]] = []
         by_shape: dict[tuple[tuple[str | None, ...], bool], tuple[PathTemplate, dict[str, Route]]] = {}
         default: dict[str, Route] = {}
-        for route in all_routes:
+        for route in routes:
             method = route.method.upper()
-            if route.path == DEFAULT_ROUTE:
-                _add(default, method, route)
+            try:
+                if route.path == DEFAULT_ROUTE:
+                    _add(default, method, route)
+                else:
+                    template = parse_route_path(route.path)
+                    _, methods = by_shape.setdefault(template.shape, (template, {}))
+                    _add(methods, method, route)
+            except (InvalidRoute, DuplicateRoute) as exc:
+                if strict:
+                    raise
+                rejected.append((route, str(exc)))
                 continue
-            template = parse_route_path(route.path)
-            _, methods = by_shape.setdefault(template.shape, (template, {}))
-            _add(methods, method, route)
+            kept.append(route)
 
         exact: dict[tuple[str, ...], Mapping[str, Route]] = {}
         trie = _Node()
@@ -254,7 +192,7 @@ class RouteTable:
                     template, MappingProxyType(methods), template.priority, template.greedy or ""
                 )
                 trie.insert(compiled)
-        return cls(all_routes, exact, trie, MappingProxyType(default))
+        return cls(tuple(kept), exact, trie, MappingProxyType(default)), rejected
 
     @property
     def routes(self) -> tuple[Route, ...]:

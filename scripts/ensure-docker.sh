@@ -5,6 +5,28 @@ set -euo pipefail
 
 log() { printf '[ensure-docker] %s\n' "$*" >&2; }
 
+# Start dockerd in the background and wait (up to 30 s) until it answers. Also what the
+# docker_restart tests call after stopping dockerd through its pid file.
+start_dockerd() {
+  log "starting dockerd in the background (log: /var/log/dockerd.log)"
+  (
+    # Only stdin, stdout and stderr: any other inherited descriptor (a lock file held by
+    # whoever ran this script, say `flock docker.lock make test`) would be held by dockerd
+    # and containerd for their whole life.
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    # setsid: the engine must outlive the shell that started it.
+    exec setsid dockerd >>/var/log/dockerd.log 2>&1 < /dev/null
+  ) &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 0
+}
+
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
@@ -25,13 +47,7 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 
 if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd in the background (log: /var/log/dockerd.log)"
-  # setsid: the engine must outlive the shell that started it.
-  setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
-  for _ in $(seq 1 60); do
-    docker info >/dev/null 2>&1 && break
-    sleep 0.5
-  done
+  start_dockerd
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -20,6 +20,19 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that restart dockerd run only when asked for by name (`-m docker_restart`): they kill
+    every container on the machine, the session's own Postgres included."""
+    if "docker_restart" in (config.option.markexpr or ""):
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if item.get_closest_marker("docker_restart") else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def docker_images() -> None:
     """Make sure the engine answers and every image is built (idempotent, fast when unchanged)."""

@@ -366,6 +366,11 @@ class ArtifactStore:
             raise
         return target
 
+    def discard(self, sha256: str) -> None:
+        """Remove an artifact and its unpacked code (a failed deploy's, which nothing references)."""
+        self.zip_path(sha256).unlink(missing_ok=True)
+        shutil.rmtree(self.code_path(sha256), ignore_errors=True)
+
 
     # ---- garbage collection (fnplat/housekeeping.py decides what is unreferenced) -------------
     #

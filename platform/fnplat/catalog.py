@@ -6,11 +6,14 @@ writes the store first and then updates the catalog, so no request needs a datab
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from fnplat.domain import ApiKey, FunctionVersion, Route
 from fnplat.gateway.routing import RouteTable
 from fnplat.security import KeyRing
+
+log = logging.getLogger(__name__)
 
 
 class Catalog:
@@ -60,5 +63,10 @@ class Catalog:
         self.keyring = self.keyring.without(key_id)
 
     def _rebuild_routes(self) -> None:
-        # Rebuilt as a whole and swapped in: readers never see a half-updated table.
-        self.route_table = RouteTable.build(r for rs in self._routes.values() for r in rs)
+        # Rebuilt as a whole and swapped in: readers never see a half-updated table. Never raises:
+        # the store guarantees valid, conflict-free routes (unique shape), and were a row ever to
+        # break that, the gateway serves every other route rather than failing to start.
+        table, rejected = RouteTable.build_skipping(r for rs in self._routes.values() for r in rs)
+        for route, reason in rejected:
+            log.error("route %s of %s is not served: %s", route.route_key, route.function_name, reason)
+        self.route_table = table

@@ -137,6 +137,12 @@ class ControllerSettings:
     tmp_size_mb: int = setting(512, "FNPLAT_TASK_TMP_SIZE", "MB of the writable /tmp of each task")
     task_user: str = setting("993:990", "FNPLAT_TASK_USER", "numeric uid:gid tasks run as")
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    engine_resync_wait_s: float = setting(
+        30.0,
+        "FNPLAT_ENGINE_RESYNC_WAIT",
+        "seconds invocations wait, after Docker's event stream broke (dockerd restarting), for the"
+        " controller to re-check its tasks before trusting warm ones",
+    )
     # Derived from the data dir by from_env (see there), not set directly.
     instance_id: str = setting("local", None, "label value that tells our tasks from another controller's")
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -233,6 +239,16 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ShutdownSettings:
+    timeout_s: float = setting(
+        30.0,
+        "FNPLAT_SHUTDOWN_TIMEOUT",
+        "seconds from SIGTERM until the server has exited: in-flight invocations drain for two"
+        " thirds of it, then tasks stop (fnctl down waits 5 s more; so should docker run --stop-timeout)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = field(
         default_factory=default_data_dir,
@@ -251,6 +267,7 @@ class Settings:
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
 
     @property
     def db_url(self) -> str:

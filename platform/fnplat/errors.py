@@ -96,6 +96,25 @@ class SecretKeyError(ServiceError):
     store was written with (start-up stops with this message)."""
 
 
+class ServiceUnavailable(FnplatError):
+    """Something the platform depends on (the metadata store, the container engine) cannot be
+    reached right now, or the platform is shutting down: retry after `retry_after_s` seconds."""
+
+    status = 503
+    error_type = "ServiceException"
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InsufficientStorage(FnplatError):
+    """The disk the platform writes to (its data dir, or the metadata store's) is full."""
+
+    status = 507
+    error_type = "ServiceException"
+
+
 class ImageBuildError(FnplatError):
     """A `runtime: image` function's Dockerfile did not build."""
 
@@ -109,13 +128,6 @@ class EngineError(FnplatError):
 
     status = 502
     error_type = "ResourceNotReadyException"
-
-
-class ServiceUnavailable(FnplatError):
-    """A dependency (the metadata store) is unreachable or did not answer in time; retry later."""
-
-    status = 503
-    error_type = "ServiceException"
 
 
 # --- AWS Signature Version 4 (fnplat.gateway.sigv4): the error types AWS services answer ---------

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -70,6 +71,16 @@ class Metrics:
         )  # reason: rate_limit (the function's budget) | backlog (the loop did not keep up)
         self._runtime_api = _RuntimeApiCollector()
         r.register(self._runtime_api)
+        self.engine_resyncs = Counter(
+            "fnplat_engine_resyncs",
+            "Times the controller re-checked its tasks after Docker's event stream broke",
+            registry=r,
+        )
+        self.tasks_found_dead = Counter(
+            "fnplat_tasks_found_dead",
+            "Tasks whose container died while Docker's events were missed (found by a re-check)",
+            registry=r,
+        )
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._invocation_counters: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
@@ -99,6 +110,18 @@ class Metrics:
             if duration is None:
                 duration = self._duration_children[function] = self.invocation_duration.labels(function)
             duration.observe(seconds)
+
+    def forget_function(self, function: str) -> None:
+        """Drop every series of a removed function: its label sets in each metric labelled by
+        `function` (whoever declared it on this object) and the children cached here."""
+        for owner in (self, self.telemetry):
+            for metric in vars(owner).values():
+                if isinstance(metric, MetricWrapperBase) and "function" in _label_names(metric):
+                    metric.remove_by_labels({"function": function})
+        self.telemetry.forget_function(function)
+        for key in [k for k in self._invocation_counters if k[0] == function]:
+            del self._invocation_counters[key]
+        self._duration_children.pop(function, None)
 
 
 _WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -163,6 +186,11 @@ class TelemetryMetrics:
         if child is None:
             child = self._dropped_children[function] = self.dropped_lines.labels(function)
         child.inc()
+
+    def forget_function(self, function: str) -> None:
+        self._dropped_children.pop(function, None)
+
+
 class RuntimeApiFigures(Protocol):
     """What the Runtime API server reports (controller/runtime_http.py's HttpServer)."""
 
@@ -205,3 +233,8 @@ class _RuntimeApiCollector:
         yield buffered
         yield refused
         yield pauses
+
+
+def _label_names(metric: MetricWrapperBase) -> tuple[str, ...]:
+    # prometheus_client keeps them without a public accessor; remove_by_labels reads the same.
+    return tuple(getattr(metric, "_labelnames", ()))

@@ -1,10 +1,11 @@
 """`fnctl up`: the one-host platform, gateway and controller in one process.
 
-Start-up order (each step is undone in reverse on the way out): data dir (private) → store
-migrated to head → environment key (stored environments encrypted under it) → admin key →
-catalog loaded into memory → recorder (replays its journal) → container engine and controller
-(removes orphans, starts the Runtime API, installs the task firewall) → housekeeping (retention,
-GC) → gateway listening.
+Start-up order (each step is undone in reverse on the way out): data dir (private) → its pid file
+locked (fnplat.server_lock) → store migrated to head → environment key (stored environments
+encrypted under it) → admin key → catalog loaded into memory → recorder (replays its journal) →
+container engine and controller (removes orphans, starts the Runtime API, installs the task
+firewall) → housekeeping (retention, GC) → gateway listening. The way out is bounded as a whole
+by FNPLAT_SHUTDOWN_TIMEOUT (fnplat.shutdown).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fnplat.catalog import Catalog
 from fnplat.config import Settings
 from fnplat.controller.docker_engine import DockerEngine
 from fnplat.controller.engine import BuildLimits
-from fnplat.controller.netfilter import firewall_for
+from fnplat.controller.netfilter import Firewall, firewall_for
 from fnplat.controller.service import Controller
 from fnplat.controller.task import TaskInfo
 from fnplat.datadir import own_code_access, prepare_data_dir
@@ -41,6 +42,8 @@ from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
 from fnplat.secrets_startup import start_environment_cipher
 from fnplat.security import generate_api_key
+from fnplat.server_lock import ServerLock
+from fnplat.shutdown import ExitWatchdog, ShutdownBudget, stop_gateway
 from fnplat.store import repository
 from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
 from fnplat.store.telemetry_writers import writer_for
@@ -70,14 +73,28 @@ async def _main(settings: Settings) -> None:
     async with running_platform(settings) as base_url:
         print(f"fnplat is up at {base_url} (data dir {settings.data_dir}); Ctrl-C stops it", flush=True)
         await stop.wait()
+        ExitWatchdog(settings.shutdown.timeout_s).start()  # the process is gone by then, whatever hangs
+        print("fnplat is stopping", flush=True)
     print("fnplat stopped", flush=True)
 
 
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings) -> AsyncIterator[str]:
-    """Start everything, yield the gateway's base URL, and stop everything in reverse order."""
+    """Start everything, yield the gateway's base URL, and stop everything in reverse order,
+    within settings.shutdown.timeout_s (fnplat.shutdown)."""
     firewall = firewall_for(settings.controller, settings.database_url)  # bad settings fail first
     prepare_data_dir(settings)
+    server_lock = ServerLock.acquire(settings.data_dir)  # before anything touches the data dir or tasks
+    try:
+        async with _running_platform(settings, firewall) as base_url:
+            yield base_url
+    finally:
+        server_lock.release()
+
+
+@contextlib.asynccontextmanager
+async def _running_platform(settings: Settings, firewall: Firewall) -> AsyncIterator[str]:
+    budget = ShutdownBudget.of(settings.shutdown.timeout_s)
     db = make_engine(settings.db_url, settings.telemetry)
     try:
         await asyncio.to_thread(upgrade_to_head, db)
@@ -137,23 +154,20 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
             metrics=metrics,
             task_snapshot=lambda: [_task_json(t) for t in controller.tasks()],
         )
-        runner = web.AppRunner(init_app(deps), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            init_app(deps), access_log=None, handle_signals=False, shutdown_timeout=budget.drain_s
+        )
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         await site.start()
         base_url = deps.base_url
         settings.endpoint_file.write_text(base_url + "\n")
-        pid_file = settings.data_dir / "fnplat.pid"
-        pid_file.write_text(f"{os.getpid()}\n")
-        try:
-            yield base_url
-        finally:
-            pid_file.unlink(missing_ok=True)
+        yield base_url
     finally:
         if runner is not None:
-            await runner.cleanup()
+            await stop_gateway(runner, controller, budget.drain_s)
         await housekeeper.close()
-        await controller.close()
+        await controller.close(budget.stop_tasks_s)
         await engine.close()
         await recorder.close()
         db.dispose()

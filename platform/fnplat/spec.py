@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
 
+from fnplat import route_grammar
 from fnplat.domain import (
     FUNCTION_NAME_RE,
     MEMORY_DEFAULT_MB,
@@ -58,9 +60,6 @@ ALLOWED_KEYS: tuple[str, ...] = (
     "payload",
     "network",
 )
-ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-# Paths the gateway serves itself; a function route there would shadow or be shadowed.
-RESERVED_PATH_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz")
 
 # Lambda's reserved variables (the platform sets them); `AWS_*` is reserved as a whole here.
 RESERVED_ENV_NAMES = frozenset(
@@ -73,64 +72,17 @@ ENV_TOTAL_LIMIT = 4096  # bytes of all names and values, as Lambda's 4 KB quota
 
 HANDLER_MAX_LEN = 128
 _HANDLER_RE = re.compile(r"^\S+$")
-_PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_PARAM_RE = re.compile(r"^\{(" + _PARAM_NAME + r")(\+?)\}$")
-# RFC 3986 pchar, minus `{` `}` which only appear in parameters.
-_LITERAL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
 
 
 def parse_route(text: object, http: RouteOverrides = NO_OVERRIDES) -> RouteSpec:
-    """Parse `"METHOD /path"` or `"$default"`. Raises SpecError naming the route."""
+    """Parse `"METHOD /path"` or `"$default"` (fnplat.route_grammar). Raises SpecError naming the route."""
     if not isinstance(text, str):
         raise SpecError(f"route must be a string like 'GET /items/{{id}}', got {_show(text)}")
-    stripped = text.strip()
-    if stripped == "$default":
-        return RouteSpec(method="ANY", path="$default", http=http)
-    parts = stripped.split()
-    if len(parts) != 2:
-        raise SpecError(f"route {text!r} must be 'METHOD /path' or '$default'")
-    method, path = parts[0].upper(), parts[1]
-    if method not in ROUTE_METHODS:
-        raise SpecError(f"route {text!r}: method must be one of {', '.join(ROUTE_METHODS)}, got {parts[0]!r}")
-    problem = _path_problem(path)
-    if problem:
-        raise SpecError(f"route {text!r}: {problem}")
-    return RouteSpec(method=method, path=path, http=http)
-
-
-def _path_problem(path: str) -> str | None:
-    if not path.startswith("/"):
-        return "path must start with '/'"
-    for prefix in RESERVED_PATH_PREFIXES:
-        if path == prefix or path.startswith(prefix + "/"):
-            return f"path prefix {prefix} is reserved by fnplat"
-    if path == "/":
-        return None
-    segments = path[1:].split("/")
-    seen_params: set[str] = set()
-    for index, segment in enumerate(segments):
-        if not segment:
-            return "path has an empty segment ('//' or a trailing '/')"
-        param = _PARAM_RE.match(segment)
-        if param:
-            name, greedy = param.group(1), param.group(2)
-            if greedy and index != len(segments) - 1:
-                return f"greedy parameter {segment} must be the last segment"
-            if name in seen_params:
-                return f"parameter {{{name}}} appears twice"
-            seen_params.add(name)
-        elif "{" in segment or "}" in segment:
-            return f"segment {segment!r} must be a literal, {{name}} or a final {{name+}}"
-        elif not _LITERAL_SEGMENT_RE.match(segment):
-            return f"segment {segment!r} has characters not allowed in a URL path"
-    return None
-
-
-def _route_shape(route: RouteSpec) -> str:
-    """Routes equal up to parameter names match the same requests: `GET /a/{x}` ~ `GET /a/{y}`."""
-    shape = re.sub(r"\{" + _PARAM_NAME + r"\}", "{}", route.path)
-    shape = re.sub(r"\{" + _PARAM_NAME + r"\+\}", "{+}", shape)
-    return f"{route.method} {shape}"
+    try:
+        route = route_grammar.parse_route(text)
+    except route_grammar.InvalidRoute as exc:
+        raise SpecError(str(exc)) from None
+    return replace(route, http=http) if http is not NO_OVERRIDES else route
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -317,7 +269,7 @@ class _SpecReader:
                 route = parse_route(text, overrides)
             except SpecError as exc:
                 raise self.fail(f"routes[{index}]: {exc.message}") from exc
-            shape = _route_shape(route)
+            shape = route_grammar.route_shape(route.method, route.path)
             if shape in shapes:
                 raise self.fail(f"routes[{index}]: {route.route_key!r} duplicates {shapes[shape]!r}")
             shapes[shape] = route.route_key

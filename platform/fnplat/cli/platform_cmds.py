@@ -29,14 +29,25 @@ def up(ctx: click.Context, port: int | None, host: str | None, data_dir: Path | 
 
 
 @click.command()
+@click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=None,
+    help="Seconds to wait for the server to exit (default: FNPLAT_SHUTDOWN_TIMEOUT + 5).",
+)
 @data_dir_option
 @click.pass_context
-def down(ctx: click.Context, data_dir: Path | None) -> None:
+def down(ctx: click.Context, wait: float | None, data_dir: Path | None) -> None:
     """Stop the platform started by `fnctl up`.
 
-    Sends SIGTERM to the pid in <data dir>/fnplat.pid and waits for the process to exit.
+    Sends SIGTERM to the server holding <data dir>/fnplat.pid and waits for it to exit: it drains
+    invocations in flight and stops its tasks within FNPLAT_SHUTDOWN_TIMEOUT.
     """
-    pid = stop_server(data_dir or data_dir_of(ctx))
+    from fnplat.shutdown import down_wait_s
+
+    if wait is None:
+        wait = down_wait_s(Settings.from_env().shutdown.timeout_s)
+    pid = stop_server(data_dir or data_dir_of(ctx), wait)
     click.echo(f"stopped fnplat (pid {pid})")
 
 

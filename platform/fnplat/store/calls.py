@@ -101,7 +101,8 @@ def is_unavailable(exc: BaseException) -> bool:
     """True for the failures a caller should see as 503: the store is down, hung or overloaded."""
     return isinstance(
         exc,
-        StoreTimeout
+        ServiceUnavailable  # already mapped by store.db.transaction (fnplat/resource_errors.py)
+        | StoreTimeout
         | TimeoutError
         | sa_exc.OperationalError
         | sa_exc.InterfaceError

@@ -23,12 +23,14 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from fnplat.config import TelemetrySettings
 from fnplat.errors import InvalidParameter, ServiceError
+from fnplat.resource_errors import log_store_failure, store_failure
 from fnplat.sealing import EnvironmentCipher
 
 # Any constant works; it only has to be the same for every fnplat process sharing a database.
@@ -115,9 +117,20 @@ def make_sessionmaker(engine: Engine, cipher: EnvironmentCipher | None = None) -
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commits when the block succeeds, rolls back when it raises."""
-    with factory() as session, session.begin():
-        yield session
+    """One unit of work: commits when the block succeeds, rolls back when it raises.
+
+    A store that cannot be reached or is out of disk raises the caller-facing error for it
+    (fnplat.resource_errors: ServiceUnavailable, InsufficientStorage) instead of the driver's.
+    """
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except (DBAPIError, SATimeoutError) as exc:
+        mapped = store_failure(exc)
+        if mapped is None:
+            raise
+        log_store_failure(exc, mapped)
+        raise mapped from exc
 
 
 def alembic_config() -> Config:

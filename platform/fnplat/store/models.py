@@ -39,6 +39,9 @@ NAMING_CONVENTION = {
 
 NAME = String(64)  # Lambda's function-name limit
 SHA256_HEX = String(64)
+# A route's conflict shape (fnplat.route_grammar): the method, a space and the canonical path,
+# never longer than the path itself.
+ROUTE_SHAPE = String(1040)
 # SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets a 64-bit identity.
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -85,13 +88,16 @@ class FunctionVersionRow(Base):
 class RouteRow(Base):
     __tablename__ = "routes"
     __table_args__ = (
-        UniqueConstraint("method", "path"),
+        # Two routes the gateway cannot tell apart (`GET /a/{x}`, `GET /a/{y}`) share a shape
+        # (fnplat.route_grammar.route_shape): the database refuses the second, whoever writes it.
+        UniqueConstraint("shape"),
         CheckConstraint("auth IN ('api_key', 'none')", name="auth"),
     )
 
     id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     method: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(String(1024))
+    shape: Mapped[str] = mapped_column(ROUTE_SHAPE)
     function_name: Mapped[str] = mapped_column(
         NAME, ForeignKey("functions.name", ondelete="CASCADE"), index=True
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from fnplat.domain import (
@@ -29,6 +29,7 @@ from fnplat.domain import (
     frozen_map,
 )
 from fnplat.errors import Conflict, InvalidParameter, NotFound, ServiceError
+from fnplat.route_grammar import InvalidRoute, route_shape
 from fnplat.sealing import EnvironmentCipher
 from fnplat.store.columns import utcnow
 from fnplat.store.db import CIPHER_INFO_KEY
@@ -287,6 +288,11 @@ def delete_function(s: Session, name: str) -> bool:
 # --- routes -----------------------------------------------------------------------------------
 
 
+# Serialises route changes across processes sharing a Postgres store, so the conflict check below
+# sees every committed route; the unique shape constraint backs it (and SQLite, which has one writer).
+_ROUTES_LOCK_KEY = 0x666E706C7274  # "fnplrt"
+
+
 def replace_routes(
     s: Session,
     function_name: str,
@@ -296,36 +302,56 @@ def replace_routes(
 ) -> list[Route]:
     """Make `routes` the function's complete route set.
 
-    Raises Conflict (naming the owner) when a method+path belongs to another function, and
-    NotFound for an unknown function; nothing is written in either case.
+    Routes are compared by their conflict shape (fnplat.route_grammar): `GET /a/{x}` and
+    `GET /a/{y}` are one route. Raises Conflict (naming the owner) when a shape belongs to another
+    function, also when a concurrent transaction claimed it first, InvalidParameter for invalid
+    or duplicate routes, and NotFound for an unknown function; nothing is written in any case.
     """
-    keys = [(r.method, r.path) for r in routes]
-    if len(set(keys)) != len(keys):
-        duplicates = sorted({f"{m} {p}" for m, p in keys if keys.count((m, p)) > 1})
-        raise InvalidParameter(f"duplicate routes for {function_name}: {', '.join(duplicates)}")
+    shapes: dict[str, RouteSpec] = {}
+    for r in routes:
+        try:
+            shape = route_shape(r.method, r.path)
+        except InvalidRoute as exc:
+            raise InvalidParameter(str(exc)) from None
+        if shape in shapes:
+            raise InvalidParameter(
+                f"duplicate routes for {function_name}: {shapes[shape].route_key} and {r.route_key}"
+            )
+        shapes[shape] = r
     if auth not in ("api_key", "none"):
         raise InvalidParameter(f"invalid auth mode {auth!r}")
     if s.get(FunctionRow, function_name) is None:
         raise NotFound(f"function {function_name} not found")
-    if keys:
+    if shapes:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(select(func.pg_advisory_xact_lock(_ROUTES_LOCK_KEY)))
         taken = (
             s.execute(
-                select(RouteRow).where(
-                    tuple_(RouteRow.method, RouteRow.path).in_(keys), RouteRow.function_name != function_name
-                )
+                select(RouteRow).where(RouteRow.shape.in_(shapes), RouteRow.function_name != function_name)
             )
             .scalars()
             .all()
         )
         if taken:
-            owned = "; ".join(f"{_to_route(r).route_key} belongs to {r.function_name}" for r in taken)
-            raise Conflict(f"route conflict: {owned}")
+            clashes = "; ".join(
+                f"route '{shapes[row.shape].route_key}' clashes with '{_to_route(row).route_key}' "
+                f"of function '{row.function_name}'"
+                for row in taken
+            )
+            raise Conflict(clashes)
     # A Core DELETE runs now; an ORM delete would be flushed after the inserts below and trip
     # the unique constraint for routes that are kept.
     s.execute(delete(RouteRow).where(RouteRow.function_name == function_name))
     rows = [
-        RouteRow(method=r.method, path=r.path, function_name=function_name, qualifier=qualifier, auth=auth)
-        for r in routes
+        RouteRow(
+            method=r.method,
+            path=r.path,
+            shape=shape,
+            function_name=function_name,
+            qualifier=qualifier,
+            auth=auth,
+        )
+        for shape, r in shapes.items()
     ]
     s.add_all(rows)
     with conflicts_as(f"route conflict: another deploy claimed one of {function_name}'s routes; retry"):

@@ -6,7 +6,17 @@ import asyncio
 import time
 
 import pytest
-from engine_harness import RUN_ID, Harness, NetworkUnderTest, close_harness, docker_cli, open_harness
+from engine_harness import (
+    RUN_ID,
+    Harness,
+    NetworkUnderTest,
+    Recorder,
+    close_harness,
+    docker_cli,
+    open_harness,
+)
+
+from fnplat.controller.docker_engine import DockerEngine
 
 pytestmark = pytest.mark.docker
 
@@ -120,3 +130,56 @@ async def test_list_managed_finds_only_this_instances_containers(
         assert theirs.container_id not in harness.recorder.exits
     finally:
         await close_harness(other)
+
+
+async def test_list_states_says_which_containers_run_and_how_dead_ones_ended(harness: Harness) -> None:
+    running = await harness.run("sleep 300")
+    exited = await harness.run("exit 3")
+    oom = await harness.run("perl -e '$x = \"a\" x (256 * 1024 * 1024)'", memory_mb=32)
+    for dead in (exited, oom):
+        await harness.recorder.exit_of(dead.container_id)
+
+    # The list can trail the `die` event by a moment: ask until it says they stopped.
+    async with asyncio.timeout(30):
+        while True:
+            states = {s.container_id: s for s in await harness.engine.list_states(harness.instance_id)}
+            if not (states[exited.container_id].running or states[oom.container_id].running):
+                break
+            await asyncio.sleep(0.1)  # polling the engine, another process
+
+    assert set(states) == {running.container_id, exited.container_id, oom.container_id}
+    assert states[running.container_id].running
+    assert (states[exited.container_id].running, states[exited.container_id].exit_code) == (False, 3)
+    assert states[oom.container_id].oom_killed and not states[oom.container_id].running
+
+
+async def test_following_again_from_a_time_skips_what_came_before(harness: Harness) -> None:
+    handle = await harness.run("echo early; sleep 300")
+    await harness.recorder.wait_line(handle.container_id, "early")
+    # Already followed: a second follow is a no-op, so nothing arrives twice.
+    await harness.engine.follow_output(handle.container_id, since=time.time() - 60)
+    marker = await harness.run("true")
+    await harness.recorder.exit_of(marker.container_id)
+    assert harness.recorder.text(handle.container_id) == ["early"]
+
+    late = await harness.run("echo before; sleep 2; echo after; sleep 300")
+    await harness.recorder.wait_line(late.container_id, "after")
+    # As after a dockerd restart with live-restore: a follower from a moment between the lines.
+    lines = harness.recorder.lines[late.container_id]
+    cut = (lines[0][1] + lines[1][1]) / 2
+    again = await open_harness_following(harness, late.container_id, cut)
+    try:
+        await again.recorder.wait_line(late.container_id, "after")
+        assert again.recorder.text(late.container_id) == ["after"]
+    finally:
+        await again.engine.close()
+
+
+async def open_harness_following(harness: Harness, container_id: str, since: float) -> Harness:
+    """A second engine on the same instance that follows `container_id` from `since`."""
+    other = DockerEngine(harness.instance_id)
+    await other.ensure_network(harness.network.name, harness.network.subnet)
+    recorder = Recorder()
+    await other.watch(recorder.on_exit, recorder.on_output)
+    await other.follow_output(container_id, since=since)
+    return Harness(engine=other, recorder=recorder, network=harness.network, instance_id=harness.instance_id)

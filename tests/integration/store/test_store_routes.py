@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from store_samples import sha, spec
@@ -11,7 +14,7 @@ from fnplat.domain import LATEST, Route, RouteSpec
 from fnplat.errors import Conflict, InvalidParameter, NotFound
 from fnplat.store import repository as repo
 from fnplat.store.db import transaction
-from fnplat.store.models import RouteRow
+from fnplat.store.models import FunctionRow, RouteRow
 
 
 @pytest.fixture
@@ -80,8 +83,70 @@ def test_bad_route_input_is_rejected(two_functions: sessionmaker[Session]) -> No
         assert repo.list_routes(s) == []
 
 
-def test_database_enforces_unique_method_and_path(two_functions: sessionmaker[Session]) -> None:
+def test_routes_of_one_shape_conflict_whatever_their_parameter_names(
+    two_functions: sessionmaker[Session],
+) -> None:
     with transaction(two_functions) as s:
-        repo.replace_routes(s, "alpha", [RouteSpec("GET", "/x")], "api_key")
+        repo.replace_routes(s, "alpha", [RouteSpec("GET", "/a/{x}")], "api_key")
+    with pytest.raises(Conflict) as raised, transaction(two_functions) as s:
+        repo.replace_routes(s, "beta", [RouteSpec("GET", "/a/{y}")], "api_key")
+    assert raised.value.message == "route 'GET /a/{y}' clashes with 'GET /a/{x}' of function 'alpha'"
+    with pytest.raises(InvalidParameter, match="duplicate routes for alpha"), transaction(two_functions) as s:
+        repo.replace_routes(s, "alpha", [RouteSpec("GET", "/b/{x}"), RouteSpec("GET", "/b/{y}")], "none")
+
+
+def test_database_enforces_unique_shapes(two_functions: sessionmaker[Session]) -> None:
+    with transaction(two_functions) as s:
+        repo.replace_routes(s, "alpha", [RouteSpec("GET", "/x/{id}")], "api_key")
+    # Past the repository's own check, the constraint still refuses a second route of the shape.
     with pytest.raises(IntegrityError), transaction(two_functions) as s:
-        s.add(RouteRow(method="GET", path="/x", function_name="beta", qualifier=LATEST, auth="api_key"))
+        s.add(
+            RouteRow(
+                method="GET",
+                path="/x/{name}",
+                shape="GET /x/{}",
+                function_name="beta",
+                qualifier=LATEST,
+                auth="api_key",
+            )
+        )
+
+
+def test_concurrent_conflicting_writers_one_wins_the_other_gets_a_conflict(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Two transactions deploy routes of one shape for different functions at the same moment."""
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def deploy(name: str, path: str) -> None:
+        barrier.wait()
+        try:
+            with transaction(sessions) as s:
+                repo.create_version(s, spec(name), sha(name), None)
+                repo.replace_routes(s, name, [RouteSpec("GET", path)], "api_key")
+            outcomes[name] = "ok"
+        except Conflict as exc:
+            outcomes[name] = exc.message
+
+    for _ in range(5):
+        with transaction(sessions) as s:
+            s.execute(delete(RouteRow))
+            s.execute(delete(FunctionRow))
+        outcomes.clear()
+        threads = [
+            threading.Thread(target=deploy, args=("alpha", "/c/{x}")),
+            threading.Thread(target=deploy, args=("beta", "/c/{y}")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(outcomes) == ["alpha", "beta"]
+        assert list(outcomes.values()).count("ok") == 1, outcomes
+        loser = next(v for v in outcomes.values() if v != "ok")
+        assert "clashes with 'GET /c/" in loser or "another deploy claimed" in loser
+        with transaction(sessions) as s:
+            assert len(repo.list_routes(s)) == 1
+            # The loser's whole deploy rolled back: its version is not stored either.
+            assert len(repo.list_functions(s)) == 1

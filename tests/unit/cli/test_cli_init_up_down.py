@@ -16,6 +16,7 @@ from fnplat.cli.main import cli
 from fnplat.config import Settings
 from fnplat.domain import RUNTIMES
 from fnplat.packaging import package_function
+from fnplat.server_lock import ServerLock, ServerRunning
 from fnplat.spec import load_spec
 
 EXPECTED_FILES = {
@@ -120,16 +121,24 @@ def test_up_uses_the_global_data_dir_and_defaults(monkeypatch: pytest.MonkeyPatc
 # ------------------------------------------------------------------------ down
 
 
-def test_down_terminates_the_server_process(tmp_path: Path) -> None:
-    # A stand-in server: exits 0 on SIGTERM like the real one (signal handler), otherwise waits.
+def stand_in_server(data_dir: Path, *, exit_on_term: bool = True) -> subprocess.Popen[str]:
+    """A stand-in server: holds the pid file's lock as the real one does (fnplat.server_lock) and
+    exits 0 on SIGTERM (or ignores it)."""
+    on_term = "lambda *a: sys.exit(0)" if exit_on_term else "signal.SIG_IGN"
     code = (
-        "import signal, sys; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0));"
+        "import signal, sys; from pathlib import Path; from fnplat.server_lock import ServerLock;"
+        f"signal.signal(signal.SIGTERM, {on_term}); lock = ServerLock.acquire(Path(sys.argv[1]));"
         "print('ready', flush=True); signal.pause()"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def test_down_terminates_the_server_process(tmp_path: Path) -> None:
+    proc = stand_in_server(tmp_path)
     try:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-        (tmp_path / "fnplat.pid").write_text(f"{proc.pid}\n")
+        assert (tmp_path / "fnplat.pid").read_text() == f"{proc.pid}\n"
         result = CliRunner().invoke(cli, ["down", "--data-dir", str(tmp_path)])
         assert result.exit_code == 0, result.output
         assert result.stdout.strip() == f"stopped fnplat (pid {proc.pid})"
@@ -140,19 +149,48 @@ def test_down_terminates_the_server_process(tmp_path: Path) -> None:
             proc.wait(timeout=10)
 
 
+def test_down_gives_up_after_its_wait(tmp_path: Path) -> None:
+    proc = stand_in_server(tmp_path, exit_on_term=False)
+    try:
+        result = CliRunner().invoke(cli, ["down", "--wait", "0.3", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 1
+        assert f"fnplat (pid {proc.pid}) did not stop within 0 s" in result.stderr
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> None:
+    proc = stand_in_server(tmp_path)
+    try:
+        with pytest.raises(ServerRunning, match=rf"another fnplat server \(pid {proc.pid}\) is running"):
+            ServerLock.acquire(tmp_path)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    # Killed, it left its pid file behind: the next server takes it over.
+    assert (tmp_path / "fnplat.pid").exists()
+    lock = ServerLock.acquire(tmp_path)
+    assert (tmp_path / "fnplat.pid").read_text() == f"{os.getpid()}\n"
+    lock.release()
+    assert not (tmp_path / "fnplat.pid").exists()
+
+
 def test_down_without_a_server(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["down", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert f"error: no fnplat server is running for {tmp_path}" in result.stderr
 
 
-def test_down_with_a_stale_or_garbled_pid_file(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait(timeout=10)  # a pid that no longer exists
-    (tmp_path / "fnplat.pid").write_text(str(proc.pid))
-    result = CliRunner().invoke(cli, ["down", "--data-dir", str(tmp_path)])
-    assert result.exit_code == 1 and "is not running; stale" in result.stderr
-    (tmp_path / "fnplat.pid").write_text("garbage")
-    result = CliRunner().invoke(cli, ["down", "--data-dir", str(tmp_path)])
-    assert result.exit_code == 1 and "does not hold a process id: 'garbage'" in result.stderr
-    assert os.path.exists(tmp_path / "fnplat.pid")  # the server owns it; fnctl never deletes it
+def test_down_with_a_stale_pid_file_signals_nobody(tmp_path: Path) -> None:
+    """A server killed with SIGKILL leaves its pid file; that pid may be another process's by now."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "fnplat.pid").write_text(f"{bystander.pid}\n")  # unlocked: nobody holds it
+        result = CliRunner().invoke(cli, ["down", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 1 and "is stale" in result.stderr
+        assert bystander.poll() is None  # not signalled
+        assert os.path.exists(tmp_path / "fnplat.pid")  # the next server takes it over
+    finally:
+        bystander.kill()
+        bystander.wait(timeout=10)

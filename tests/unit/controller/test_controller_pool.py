@@ -60,6 +60,14 @@ class StubHost:
     def task_idle(self, pool: VersionPool) -> None:
         self.idled += 1
 
+    def may_serve_again(self, pool: VersionPool) -> bool:
+        return True
+
+    engine_in_sync = True
+
+    async def wait_engine_in_sync(self) -> None:
+        return None
+
 
 class Clock:
     now = 0.0

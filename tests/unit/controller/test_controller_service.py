@@ -21,7 +21,7 @@ from fnplat.controller.fake_engine import (
     returns,
     runs_out_of_memory,
 )
-from fnplat.errors import EngineError, ServiceError, TooManyRequests
+from fnplat.errors import EngineError, ServiceUnavailable, TooManyRequests
 from fnplat.lambda_logs import newest_lines
 
 
@@ -428,10 +428,40 @@ async def test_invoking_a_closed_controller_fails_cleanly(harness: Harness) -> N
     busy = asyncio.create_task(invoke(controller, make_version()))
     await harness.engine.wait_until(lambda: len(entered) == 1)
     await controller.close()
-    assert (await busy).function_error == "Unhandled"  # ended by the shutdown, not left hanging
+    with pytest.raises(ServiceUnavailable):  # ended by the shutdown (503), not left hanging
+        await busy
     assert not harness.engine.running()
-    with pytest.raises(ServiceError):
+    with pytest.raises(ServiceUnavailable):
         await invoke(controller, make_version())
+
+
+async def test_a_draining_controller_refuses_new_calls_and_finishes_those_under_way(harness: Harness) -> None:
+    gate, entered = asyncio.Event(), list[str]()
+    harness.engine.register("fn", gated(gate, entered))
+    controller = await harness.start()
+    busy = asyncio.create_task(invoke(controller, make_version(), b'"under way"'))
+    await harness.engine.wait_until(lambda: len(entered) == 1)
+    controller.begin_drain()
+    with pytest.raises(ServiceUnavailable, match="shutting down"):
+        await invoke(controller, make_version())
+    gate.set()
+    assert (await busy).payload == b'"under way"'
+
+
+async def test_ending_invocations_in_flight_answers_their_callers_and_stops_their_tasks(
+    harness: Harness,
+) -> None:
+    harness.engine.register("stuck", FakeFunction(handler=hangs()))
+    controller = await harness.start(default_concurrency=1, queue_timeout_s=30)
+    calls = [asyncio.create_task(invoke(controller, make_version("stuck"))) for _ in range(2)]
+    await harness.engine.wait_until(lambda: any(c.requests for c in harness.engine.containers.values()))
+    await settle(lambda: harness.metric("fnplat_queue_depth", function="stuck") == 1)
+    controller.begin_drain()
+    assert controller.end_in_flight() == 1  # one running; the queued one fails too
+    for call in calls:
+        with pytest.raises(ServiceUnavailable):
+            await call
+    await harness.engine.wait_until(lambda: not harness.engine.running())
 
 
 async def test_fake_exit_type_is_usable_directly(harness: Harness) -> None:

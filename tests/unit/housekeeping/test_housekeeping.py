@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from store_support import sealed_sessions
 
 from fnplat.artifacts import ArtifactStore
 from fnplat.config import TelemetrySettings
@@ -14,7 +15,7 @@ from fnplat.domain import InvocationRecord, LogEvent
 from fnplat.housekeeping import Housekeeper
 from fnplat.metrics import Metrics
 from fnplat.store import repository as repo
-from fnplat.store.db import make_engine, make_sessionmaker, transaction, upgrade_to_head
+from fnplat.store.db import make_engine, transaction, upgrade_to_head
 
 NOW = datetime.now(UTC)
 
@@ -26,7 +27,7 @@ def record(i: int, age: timedelta) -> InvocationRecord:
 async def test_a_run_expires_old_rows_keeps_usage_and_is_counted(tmp_path: Path) -> None:
     db = make_engine(f"sqlite:///{tmp_path / 'fnplat.db'}")
     upgrade_to_head(db)
-    sessions = make_sessionmaker(db)
+    sessions = sealed_sessions(db)
     with transaction(sessions) as s:
         repo.add_invocation_records(s, [record(i, timedelta(days=8)) for i in range(5)])
         repo.add_invocation_records(s, [record(i, timedelta(hours=1)) for i in range(5, 8)])
@@ -58,7 +59,7 @@ async def test_close_stops_the_loop(tmp_path: Path) -> None:
     metrics = Metrics(CollectorRegistry())
     keeper = Housekeeper(
         db,
-        make_sessionmaker(db),
+        sealed_sessions(db),
         ArtifactStore(tmp_path / "a", tmp_path / "c"),
         None,
         TelemetrySettings(housekeeping_interval_s=3600),
