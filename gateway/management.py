@@ -10,13 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
+from fnplat import ids
 from fnplat.domain import ARTIFACT_ZIPPED_LIMIT, ApiKey, FunctionVersion, Route
-from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound, UnsupportedMediaType
+from fnplat.errors import BadRequest, InvalidParameter, NotFound, UnsupportedMediaType
 from fnplat.gateway.auth import authenticate
 from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS, GatewayDeps
 from fnplat.gateway.observed import observed
-from fnplat.gateway.responses import aws_error
+from fnplat.gateway.public_errors import ERRORS
 from fnplat.gateway.webresponse import to_web_response
 from fnplat.security import generate_api_key
 from fnplat.store import repository
@@ -27,7 +28,8 @@ ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/oct
 
 
 def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]) -> Handler:
-    """Wrap a handler: admin key required, every FnplatError rendered as one AWS-style error body."""
+    """Wrap a handler: admin key required, every error rendered as one AWS-style error body
+    (public_errors.py decides what it may say)."""
 
     @observed("management")
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -35,8 +37,9 @@ def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResp
         try:
             authenticate(request, deps.catalog.keyring, "admin")
             return await handler(request, deps)
-        except FnplatError as exc:
-            return to_web_response(aws_error(exc))
+        except Exception as exc:
+            doing = f"{request.method} {request.raw_path!r}"
+            return to_web_response(request.app[ERRORS].aws(exc, ids.request_id(), doing))
 
     return wrapped
 

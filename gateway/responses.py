@@ -39,16 +39,28 @@ def _json_body(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def aws_error(exc: FnplatError) -> HttpResponse:
-    """A REST-JSON error as Lambda's API sends it; TooManyRequests also carries its `Reason`."""
-    body: dict[str, str] = {"Type": exc.kind, "message": exc.message, "errorType": exc.error_type}
+def aws_error(
+    exc: FnplatError, *, message: str | None = None, request_id: str | None = None
+) -> HttpResponse:
+    """A REST-JSON error as Lambda's API sends it; TooManyRequests also carries its `Reason`.
+
+    `message` replaces the exception's own (public_errors.py decides what a caller may read);
+    `request_id` is sent as `x-amzn-RequestId`, as Lambda does.
+    """
+    body: dict[str, str] = {
+        "Type": exc.kind,
+        "message": exc.message if message is None else message,
+        "errorType": exc.error_type,
+    }
     if isinstance(exc, TooManyRequests):
         body["Reason"] = exc.reason
-    return HttpResponse(
-        status=exc.status,
-        headers=(("Content-Type", JSON_CONTENT_TYPE), ("x-amzn-ErrorType", exc.error_type)),
-        body=_json_body(body),
+    headers: tuple[tuple[str, str], ...] = (
+        ("Content-Type", JSON_CONTENT_TYPE),
+        ("x-amzn-ErrorType", exc.error_type),
     )
+    if request_id is not None:
+        headers += (("x-amzn-RequestId", request_id),)
+    return HttpResponse(status=exc.status, headers=headers, body=_json_body(body))
 
 
 def gateway_message(status: int, message: str) -> HttpResponse:
@@ -71,6 +83,7 @@ REQUEST_TOO_LARGE = gateway_message(413, "Request Entity Too Large")
 # A function error or a malformed proxy response: API Gateway answers 502 for both.
 INTERNAL_SERVER_ERROR = gateway_message(502, "Internal Server Error")
 SERVICE_UNAVAILABLE = gateway_message(503, "Service Unavailable")  # integration timed out
+REQUEST_TIMEOUT = gateway_message(408, "Request Timeout")  # the client's body stalled
 
 
 def not_found() -> HttpResponse:
@@ -103,3 +116,7 @@ def internal_server_error() -> HttpResponse:
 
 def service_unavailable() -> HttpResponse:
     return SERVICE_UNAVAILABLE
+
+
+def request_timeout() -> HttpResponse:
+    return REQUEST_TIMEOUT

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
 from fnplat.artifacts import ArtifactStore
@@ -30,6 +29,8 @@ from fnplat.deployments import DeployService
 from fnplat.domain import FunctionVersion
 from fnplat.gateway.app import init_app
 from fnplat.gateway.deps import GatewayDeps
+from fnplat.gateway.listener import Listener, start_listener
+from fnplat.gateway.open_files import raise_open_files_limit
 from fnplat.metrics import Metrics
 from fnplat.recorder import Recorder
 from fnplat.security import generate_api_key
@@ -43,6 +44,8 @@ log = logging.getLogger("fnplat")
 def serve(settings: Settings) -> None:
     """Run the platform in the foreground until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    soft, hard = raise_open_files_limit()
+    log.info("open files limit: %d (hard limit %d)", soft, hard)
     try:
         import uvloop
 
@@ -94,7 +97,7 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
         record_sink=recorder.record,
         metrics=metrics,
     )
-    runner: web.AppRunner | None = None
+    listener: Listener | None = None
     try:
         await controller.start()
 
@@ -112,10 +115,9 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
             metrics=metrics,
             task_snapshot=lambda: [_task_json(t) for t in controller.tasks()],
         )
-        runner = web.AppRunner(init_app(deps), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
+        listener = await start_listener(
+            init_app(deps), settings.host, settings.port, settings.gateway, metrics
+        )
         base_url = deps.base_url
         settings.endpoint_file.write_text(base_url + "\n")
         pid_file = settings.data_dir / "fnplat.pid"
@@ -125,8 +127,8 @@ async def running_platform(settings: Settings) -> AsyncIterator[str]:
         finally:
             pid_file.unlink(missing_ok=True)
     finally:
-        if runner is not None:
-            await runner.cleanup()
+        if listener is not None:
+            await listener.close()
         await controller.close()
         await engine.close()
         await recorder.close()
