@@ -25,6 +25,7 @@ from fnplat.store.db import transaction
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+KEY_REQUEST_LIMIT = 64 * 1024  # {"name": ..., "scope": ...}: anything larger is not one
 
 
 def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]) -> Handler:
@@ -119,7 +120,7 @@ async def list_routes(request: web.Request, deps: GatewayDeps) -> web.StreamResp
 
 async def create_key(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
     try:
-        body = await request.json()
+        body = json.loads(await read_body(request, KEY_REQUEST_LIMIT, "the key request"))
     except (ValueError, UnicodeDecodeError):
         raise BadRequest('the body must be JSON like {"name": "ci", "scope": "invoke"}') from None
     if not isinstance(body, dict):

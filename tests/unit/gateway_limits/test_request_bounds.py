@@ -135,3 +135,13 @@ async def test_a_route_request_with_header_bytes_that_are_not_utf8_reaches_the_f
     assert answer.startswith(b"HTTP/1.1 200 ")
     event = json.loads(gateway.invoker.requests[-1].payload)
     assert event["headers"]["x-name"] == "caf\udce9"
+
+
+async def test_a_key_request_body_is_bounded_like_every_other(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway()
+    response = await gateway.client.post(
+        "/v1/keys", data=b'{"name": "' + b"x" * 70000 + b'"}', headers=gateway.admin
+    )
+    assert response.status == 413
+    created = await gateway.client.post("/v1/keys", json={"name": "ci"}, headers=gateway.admin)
+    assert created.status == 201
