@@ -51,7 +51,9 @@ class PublicErrors:
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> PublicErrors:
-        paths = [str(data_dir), str(data_dir.resolve()), sys.prefix, *_DOCKER_PATHS]
+        paths = [str(data_dir), str(data_dir.resolve()), *_DOCKER_PATHS]
+        if sys.prefix != sys.base_prefix:  # a virtualenv; not /usr, which a build's output names too
+            paths.append(sys.prefix)
         # The installed code (site-packages, or a source checkout) shows in tracebacks.
         paths.append(str(Path(fnplat.__file__).resolve().parent.parent))
         return cls(paths)

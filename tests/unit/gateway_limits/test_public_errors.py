@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import GatewayFactory
+from gateway_harness import GatewayFactory
 
 from fnplat.errors import EngineError, ImageBuildError, NotFound, ServiceError
 from fnplat.gateway.public_errors import REDACTED, PublicErrors

@@ -8,7 +8,7 @@ import io
 import json
 import zipfile
 
-from conftest import Gateway, GatewayFactory, metric_value
+from gateway_harness import Gateway, GatewayFactory, metric_value
 
 from fnplat import ids
 from fnplat.config import GatewaySettings
