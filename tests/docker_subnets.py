@@ -17,7 +17,9 @@ Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Ranges per suite, apart from each other and from the platform's default (172.31.252.0/22)
 # and the bench's (172.31.192.0/19).
 ENGINE_SUBNETS = tuple(ipaddress.ip_network("172.31.240.0/21").subnets(new_prefix=24))
-E2E_SUBNETS = tuple(ipaddress.ip_network("172.31.224.0/20").subnets(new_prefix=22))
+# /24s (253 task addresses, enough for any test platform): several suites run at once on one
+# engine, each holding a platform or two, and four /22s ran out.
+E2E_SUBNETS = tuple(ipaddress.ip_network("172.31.224.0/20").subnets(new_prefix=24))
 
 
 def _docker(*args: str) -> str:
