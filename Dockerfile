@@ -27,8 +27,10 @@
 # - --network host: the controller serves the Lambda Runtime API on the gateway address of the
 #   task bridge it creates (FNPLAT_TASK_NETWORK, FNPLAT_TASK_SUBNET, default fnplat-tasks on
 #   172.31.252.0/22); only a process in the host's network namespace can listen there.
-#   With host networking the default `up --host 0.0.0.0` listens on every interface of the host:
-#   pass `up --host 127.0.0.1` (or a single address) to keep the gateway private.
+#   With host networking the gateway listens on the host's loopback by default (`up`, FNPLAT_HOST
+#   127.0.0.1); to serve other machines pass `up --host ADDRESS` (or -e FNPLAT_HOST=ADDRESS), and
+#   preferably a certificate: -e FNPLAT_TLS_CERT=/path/cert.pem -e FNPLAT_TLS_KEY=/path/key.pem
+#   (mounted read-only, readable by uid 10001) makes it serve HTTPS only.
 # - --cap-add NET_ADMIN: the controller installs iptables chains of its own that keep tasks and
 #   image builds from the host's services, link-local addresses (cloud metadata), private networks
 #   and the metadata store (controller/netfilter.py), and removes them at shutdown. The image's
@@ -110,9 +112,11 @@ EXPOSE 8080
 
 # Healthy once the gateway answers /healthz at the address `fnctl up` wrote to <data dir>/endpoint
 # after it started listening, so it follows --host/--port/FNPLAT_PORT (a wildcard address is
-# reached through loopback). No curl in the image: Python's urllib does it.
+# reached through loopback) and https. The probe checks liveness of its own process, not the
+# certificate, so it does not verify it. No curl in the image: Python's urllib does it.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request as r; u = open(os.path.join(os.environ.get('FNPLAT_DATA_DIR', '/var/lib/fnplat'), 'endpoint')).read().strip().replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'); r.urlopen(u + '/healthz', timeout=4)"]
+  CMD ["python", "-c", "import os, ssl, urllib.request as r; u = open(os.path.join(os.environ.get('FNPLAT_DATA_DIR', '/var/lib/fnplat'), 'endpoint')).read().strip().replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:'); c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; r.urlopen(u + '/healthz', timeout=4, context=c)"]
 
 ENTRYPOINT ["fnctl"]
-CMD ["up", "--host", "0.0.0.0"]
+# Loopback unless --host or FNPLAT_HOST says otherwise (with --network host, that is the host's).
+CMD ["up"]

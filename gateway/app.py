@@ -15,6 +15,7 @@ from fnplat.gateway.auth import authenticate
 from fnplat.gateway.deps import DEPS, GatewayDeps
 from fnplat.gateway.management import setup_management_routes
 from fnplat.gateway.observed import observed
+from fnplat.gateway.public_errors import ERRORS, PublicErrors
 from fnplat.gateway.responses import gateway_message
 from fnplat.gateway.webresponse import to_web_response
 
@@ -23,6 +24,7 @@ def init_app(deps: GatewayDeps) -> web.Application:
     # The largest body we accept is a deploy upload; every handler enforces its own smaller limit.
     app = web.Application(client_max_size=ARTIFACT_ZIPPED_LIMIT + 1024 * 1024)
     app[DEPS] = deps
+    app[ERRORS] = PublicErrors.for_data_dir(deps.settings.data_dir)
     app.router.add_get("/healthz", observed("other")(healthz))
     app.router.add_get("/metrics", observed("other")(metrics))
     app.router.add_post("/2015-03-31/functions/{name}/invocations", observed("invoke")(invoke_api.invoke))

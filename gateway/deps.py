@@ -32,7 +32,8 @@ class GatewayDeps:
         host = self.settings.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.settings.port}"
+        scheme = "https" if self.settings.gateway.tls else "http"
+        return f"{scheme}://{host}:{self.settings.port}"
 
 
 DEPS = web.AppKey("deps", GatewayDeps)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from fnplat import ids, json_codec
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT
-from fnplat.errors import FnplatError, RequestTooLarge, TooManyRequests, Unauthorized
+from fnplat.errors import FnplatError, RequestTimeout, RequestTooLarge, TooManyRequests, Unauthorized
 from fnplat.gateway import responses
 from fnplat.gateway.auth import authenticate
 from fnplat.gateway.bodies import read_body
@@ -19,6 +19,7 @@ from fnplat.gateway.proxy_event import (
     build_http_api_v2_event,
     map_http_api_v2_response,
 )
+from fnplat.gateway.public_errors import ERRORS
 from fnplat.gateway.webresponse import to_web_response
 from fnplat.invocation import InvocationRequest
 
@@ -63,7 +64,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 request_id=request_id,
                 invoked_function_arn=deps.settings.function_arn(route.function_name),
                 executed_version=LATEST,
-                trace_id=request.headers.get("X-Amzn-Trace-Id"),
+                trace_id=ids.forwarded_trace_id(request.headers.get("X-Amzn-Trace-Id")),
             )
         )
     except Unauthorized:
@@ -72,18 +73,19 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return to_web_response(responses.too_many_requests())
     except RequestTooLarge:
         return to_web_response(responses.request_too_large())
-    except FnplatError as exc:
-        if exc.status == 403:
+    except RequestTimeout:
+        return to_web_response(responses.request_timeout())
+    except Exception as exc:
+        if isinstance(exc, FnplatError) and exc.status == 403:
             return to_web_response(responses.forbidden())
-        if exc.status == 503:  # the platform is shutting down (or its engine is away): retry
-            return to_web_response(responses.service_unavailable())
-        log.warning("route %s: invocation failed: %s", route.route_key, exc.message)
-        return to_web_response(responses.internal_server_error())
+        return to_web_response(request.app[ERRORS].route(exc, request_id, route.route_key))
     if result.function_error:
         return to_web_response(responses.internal_server_error())
     try:
         mapped = map_http_api_v2_response(result.payload)
     except MalformedProxyResponse as exc:
-        log.warning("route %s: malformed Lambda proxy response: %s", route.route_key, exc)
+        log.warning(
+            "request %s: route %s: malformed Lambda proxy response: %s", request_id, route.route_key, exc
+        )
         return to_web_response(responses.internal_server_error())
     return to_web_response(mapped)

@@ -11,12 +11,12 @@ from aiohttp import web
 from fnplat import ids, json_codec
 from fnplat.catalog import Catalog
 from fnplat.domain import LATEST, SYNC_PAYLOAD_LIMIT, FunctionVersion
-from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound
+from fnplat.errors import BadRequest, InvalidParameter, NotFound
 from fnplat.gateway.auth import authenticate
 from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS
 from fnplat.gateway.function_names import parse_function_name
-from fnplat.gateway.responses import aws_error
+from fnplat.gateway.public_errors import ERRORS
 from fnplat.gateway.webresponse import to_web_response
 from fnplat.invocation import InvocationRequest
 
@@ -43,13 +43,12 @@ async def invoke(request: web.Request) -> web.StreamResponse:
                 ),
                 executed_version=LATEST,
                 client_context=client_context,
-                trace_id=request.headers.get("X-Amzn-Trace-Id"),
+                trace_id=ids.forwarded_trace_id(request.headers.get("X-Amzn-Trace-Id")),
             )
         )
-    except FnplatError as exc:
-        response = to_web_response(aws_error(exc))
-        response.headers["x-amzn-RequestId"] = request_id
-        return response
+    except Exception as exc:
+        doing = f"invoke of {request.match_info['name']!r}"
+        return to_web_response(request.app[ERRORS].aws(exc, request_id, doing))
     headers = {
         "Content-Type": result.content_type,
         "X-Amz-Executed-Version": result.executed_version,

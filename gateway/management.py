@@ -10,15 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from fnplat import ids
 from fnplat.domain import ARTIFACT_ZIPPED_LIMIT, ApiKey, FunctionVersion, Route
-from fnplat.errors import BadRequest, FnplatError, InvalidParameter, NotFound, UnsupportedMediaType
+from fnplat.errors import BadRequest, InvalidParameter, NotFound, UnsupportedMediaType
 from fnplat.gateway.auth import authenticate
 from fnplat.gateway.bodies import read_body
 from fnplat.gateway.deps import DEPS, GatewayDeps
 from fnplat.gateway.observed import observed
-from fnplat.gateway.responses import aws_error
+from fnplat.gateway.public_errors import ERRORS
 from fnplat.gateway.webresponse import to_web_response
-from fnplat.resource_errors import log_store_failure, store_failure
 from fnplat.security import generate_api_key
 from fnplat.store import repository
 from fnplat.store.calls import store_call
@@ -29,10 +29,12 @@ ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/oct
 LOGS_FLUSH_WAIT_S = 2.0  # what a log reader waits for the newest lines to be written first
 # What API responses show for each environment value unless ?reveal_environment=true.
 MASKED_VALUE = "****"
+KEY_REQUEST_LIMIT = 64 * 1024  # {"name": ..., "scope": ...}: anything larger is not one
 
 
 def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResponse]]) -> Handler:
-    """Wrap a handler: admin key required, every FnplatError rendered as one AWS-style error body."""
+    """Wrap a handler: admin key required, every error rendered as one AWS-style error body
+    (public_errors.py decides what it may say)."""
 
     @observed("management")
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -40,14 +42,9 @@ def admin(handler: Callable[[web.Request, GatewayDeps], Awaitable[web.StreamResp
         try:
             authenticate(request, deps.catalog.keyring, "admin")
             return await handler(request, deps)
-        except FnplatError as exc:
-            return to_web_response(aws_error(exc))
-        except Exception as exc:  # a store failure that did not pass through store.db.transaction
-            mapped = store_failure(exc)
-            if mapped is None:
-                raise
-            log_store_failure(exc, mapped)
-            return to_web_response(aws_error(mapped))
+        except Exception as exc:
+            doing = f"{request.method} {request.raw_path!r}"
+            return to_web_response(request.app[ERRORS].aws(exc, ids.request_id(), doing))
 
     return wrapped
 
@@ -131,7 +128,7 @@ async def list_routes(request: web.Request, deps: GatewayDeps) -> web.StreamResp
 
 async def create_key(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
     try:
-        body = await request.json()
+        body = json.loads(await read_body(request, KEY_REQUEST_LIMIT, "the key request"))
     except (ValueError, UnicodeDecodeError):
         raise BadRequest('the body must be JSON like {"name": "ci", "scope": "invoke"}') from None
     if not isinstance(body, dict):

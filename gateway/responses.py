@@ -39,10 +39,20 @@ def _json_body(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def aws_error(exc: FnplatError) -> HttpResponse:
+def aws_error(
+    exc: FnplatError, *, message: str | None = None, request_id: str | None = None
+) -> HttpResponse:
     """A REST-JSON error as Lambda's API sends it; TooManyRequests also carries its `Reason`,
-    ServiceUnavailable a `Retry-After`."""
-    body: dict[str, str] = {"Type": exc.kind, "message": exc.message, "errorType": exc.error_type}
+    ServiceUnavailable a `Retry-After`.
+
+    `message` replaces the exception's own (public_errors.py decides what a caller may read);
+    `request_id` is sent as `x-amzn-RequestId`, as Lambda does.
+    """
+    body: dict[str, str] = {
+        "Type": exc.kind,
+        "message": exc.message if message is None else message,
+        "errorType": exc.error_type,
+    }
     if isinstance(exc, TooManyRequests):
         body["Reason"] = exc.reason
     headers: tuple[tuple[str, str], ...] = (
@@ -51,6 +61,8 @@ def aws_error(exc: FnplatError) -> HttpResponse:
     )
     if isinstance(exc, ServiceUnavailable):
         headers += (("Retry-After", str(exc.retry_after_s)),)
+    if request_id is not None:
+        headers += (("x-amzn-RequestId", request_id),)
     return HttpResponse(status=exc.status, headers=headers, body=_json_body(body))
 
 
@@ -74,6 +86,7 @@ REQUEST_TOO_LARGE = gateway_message(413, "Request Entity Too Large")
 # A function error or a malformed proxy response: API Gateway answers 502 for both.
 INTERNAL_SERVER_ERROR = gateway_message(502, "Internal Server Error")
 SERVICE_UNAVAILABLE = gateway_message(503, "Service Unavailable")  # integration timed out
+REQUEST_TIMEOUT = gateway_message(408, "Request Timeout")  # the client's body stalled
 
 
 def not_found() -> HttpResponse:
@@ -104,5 +117,12 @@ def internal_server_error() -> HttpResponse:
     return INTERNAL_SERVER_ERROR
 
 
-def service_unavailable() -> HttpResponse:
-    return SERVICE_UNAVAILABLE
+def service_unavailable(retry_after_s: int | None = None) -> HttpResponse:
+    if retry_after_s is None:
+        return SERVICE_UNAVAILABLE
+    base = SERVICE_UNAVAILABLE
+    return HttpResponse(base.status, (*base.headers, ("Retry-After", str(retry_after_s))), base.body)
+
+
+def request_timeout() -> HttpResponse:
+    return REQUEST_TIMEOUT

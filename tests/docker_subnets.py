@@ -39,8 +39,15 @@ def _docker(*args: str) -> str:
 
 
 def used_subnets() -> list[Subnet]:
-    ids = _docker("network", "ls", "-q").split()
-    networks = json.loads(_docker("network", "inspect", *ids)) if ids else []
+    # Other suites create and remove networks concurrently: one listed may be gone when inspected.
+    for attempt in range(5):
+        ids = _docker("network", "ls", "-q").split()
+        try:
+            networks = json.loads(_docker("network", "inspect", *ids)) if ids else []
+            break
+        except RuntimeError as exc:
+            if "not found" not in str(exc) or attempt == 4:
+                raise
     return [
         ipaddress.ip_network(config["Subnet"])
         for network in networks

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ def _error_classes() -> dict[str, type[FnplatError]]:
         errors.BadRequest,
         errors.InvalidParameter,
         errors.RequestTooLarge,
+        errors.RequestTimeout,
         errors.UnsupportedMediaType,
         errors.Unauthorized,
         errors.Forbidden,
@@ -62,6 +64,7 @@ _BY_STATUS: dict[int, type[FnplatError]] = {
     401: errors.Unauthorized,
     403: errors.Forbidden,
     404: errors.NotFound,
+    408: errors.RequestTimeout,
     409: errors.Conflict,
     413: errors.RequestTooLarge,
     415: errors.UnsupportedMediaType,
@@ -132,10 +135,13 @@ class Client:
         api_key: str | None,
         session: requests.Session | None = None,
         timeout: float = 60.0,
+        verify: str | bool | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        # Passed with every request, so REQUESTS_CA_BUNDLE and certifi never take its place.
+        self.verify = tls_verify() if verify is None else verify
         self._session = session or requests.Session()
 
     @classmethod
@@ -175,7 +181,13 @@ class Client:
                 params=params,
                 headers=all_headers,
                 timeout=timeout or self.timeout,
+                verify=self.verify,
             )
+        except requests.exceptions.SSLError as exc:
+            raise EndpointUnreachable(
+                f"TLS with fnplat at {self.endpoint} failed: {_ssl_reason(exc)}. If its certificate is"
+                " signed by a private CA (or self-signed), set FNCTL_CA_BUNDLE to that CA's PEM file"
+            ) from exc
         except requests.ConnectionError as exc:
             raise EndpointUnreachable(
                 f"cannot reach fnplat at {self.endpoint}: is `fnctl up` running?"
@@ -260,6 +272,32 @@ class Client:
             executed_version=response.headers.get("X-Amz-Executed-Version"),
             request_id=response.headers.get("x-amzn-RequestId"),
         )
+
+
+def tls_verify() -> str | bool:
+    """What verifies an https endpoint: $FNCTL_CA_BUNDLE, else the system's trust store (the
+    CA file or directory OpenSSL is configured with), not the CA list bundled with requests."""
+    bundle = os.environ.get("FNCTL_CA_BUNDLE")
+    if bundle:
+        if not Path(bundle).exists():
+            raise errors.InvalidParameter(f"FNCTL_CA_BUNDLE={bundle}: no such file or directory")
+        return bundle
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile or paths.capath or True
+
+
+def _ssl_reason(exc: requests.exceptions.SSLError) -> str:
+    """The innermost reason of a TLS failure (requests wraps it in urllib3's and its own)."""
+    reason: BaseException = exc
+    while True:
+        inner = reason.args[0] if reason.args and isinstance(reason.args[0], BaseException) else None
+        inner = inner or getattr(reason, "reason", None)
+        if not isinstance(inner, BaseException) or inner is reason:
+            break
+        reason = inner
+    if isinstance(reason, ssl.SSLError) and reason.reason:
+        return str(getattr(reason, "verify_message", None) or reason.reason)
+    return str(reason)
 
 
 def _seg(value: str) -> str:

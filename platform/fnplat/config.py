@@ -249,6 +249,41 @@ class ShutdownSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    # What one client may hold of the gateway (ARCHITECTURE.md, "Bounds and recovery").
+    max_connections: int = setting(
+        4096,
+        "FNPLAT_MAX_CONNECTIONS",
+        "open client connections beyond which new ones are closed at once"
+        " (lowered to 3/4 of the open-files limit if that is less)",
+    )
+    keepalive_timeout_s: float = setting(
+        75.0,
+        "FNPLAT_HTTP_KEEPALIVE_TIMEOUT",
+        "seconds an idle client connection stays open (keep it above a fronting load balancer's)",
+    )
+    header_timeout_s: float = setting(
+        20.0,
+        "FNPLAT_HTTP_HEADER_TIMEOUT",
+        "seconds a client has to send a whole request head (and the TLS handshake), else 408 and close",
+    )
+    body_timeout_s: float = setting(
+        60.0,
+        "FNPLAT_HTTP_BODY_TIMEOUT",
+        "seconds a request body may stall between two reads, else 408 and close",
+    )
+    # (RUF009: `setting` returns a field, and the default None is immutable.)
+    tls_cert: Path | None = setting(  # noqa: RUF009
+        None, "FNPLAT_TLS_CERT", "PEM certificate chain: with FNPLAT_TLS_KEY the gateway serves HTTPS only"
+    )
+    tls_key: Path | None = setting(None, "FNPLAT_TLS_KEY", "PEM private key of FNPLAT_TLS_CERT")  # noqa: RUF009
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = field(
         default_factory=default_data_dir,
@@ -259,6 +294,7 @@ class Settings:
     )
     host: str = setting("127.0.0.1", "FNPLAT_HOST", "where the gateway listens (loopback by default)")
     port: int = setting(8080, "FNPLAT_PORT", "the gateway's port")
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
     database_url: str | None = setting(
         None, "FNPLAT_DATABASE_URL", "e.g. postgresql://user:pw@host/db (default: SQLite in the data dir)"
     )

@@ -44,6 +44,14 @@ class RequestTooLarge(FnplatError):
     kind = "User"
 
 
+class RequestTimeout(FnplatError):
+    """The client stopped sending its request (a body stalled past FNPLAT_HTTP_BODY_TIMEOUT)."""
+
+    status = 408
+    error_type = "RequestTimeoutException"
+    kind = "User"
+
+
 class UnsupportedMediaType(FnplatError):
     status = 415
     error_type = "UnsupportedMediaTypeException"

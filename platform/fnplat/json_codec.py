@@ -20,7 +20,13 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:  # e.g. an integer over 64 bits, which orjson refuses to write
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # Lone surrogates: bytes that were not UTF-8 (say in a request header) decoded with
+        # surrogateescape. Escaped as \udcxx, as the stdlib writes them by default.
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def check(data: bytes) -> None:

@@ -81,6 +81,22 @@ class Metrics:
             "Tasks whose container died while Docker's events were missed (found by a re-check)",
             registry=r,
         )
+        # Client connections (gateway/connection_limits.py): the gauge reads the live count when
+        # scraped, so opening and closing a connection costs nothing here.
+        self.gateway_open_connections = Gauge(
+            "fnplat_gateway_open_connections", "Open client connections of the gateway", registry=r
+        )
+        self.gateway_refused_connections = Counter(
+            "fnplat_gateway_refused_connections",
+            "Client connections closed at once because the gateway was at its connection cap",
+            registry=r,
+        )
+        self.gateway_timeouts = Counter(
+            "fnplat_gateway_timeouts",
+            "Client requests answered 408 and closed because their head or body was too slow",
+            ["phase"],  # head | body
+            registry=r,
+        )
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._invocation_counters: dict[tuple[str, str], Any] = {}
         self._duration_children: dict[str, Any] = {}

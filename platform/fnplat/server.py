@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
 from fnplat.artifacts import ArtifactStore
@@ -36,6 +35,8 @@ from fnplat.deployments import DeployService
 from fnplat.domain import FunctionVersion
 from fnplat.gateway.app import init_app
 from fnplat.gateway.deps import GatewayDeps
+from fnplat.gateway.listener import Listener, start_listener
+from fnplat.gateway.open_files import raise_open_files_limit
 from fnplat.housekeeping import Housekeeper
 from fnplat.journal import Journal
 from fnplat.metrics import Metrics
@@ -54,6 +55,8 @@ log = logging.getLogger("fnplat")
 def serve(settings: Settings) -> None:
     """Run the platform in the foreground until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    soft, hard = raise_open_files_limit()
+    log.info("open files limit: %d (hard limit %d)", soft, hard)
     try:
         import uvloop
 
@@ -135,7 +138,7 @@ async def _running_platform(settings: Settings, firewall: Firewall) -> AsyncIter
         firewall=firewall,
     )
     housekeeper = Housekeeper(db, sessions, artifacts, engine, settings.telemetry, metrics)
-    runner: web.AppRunner | None = None
+    listener: Listener | None = None
     try:
         await controller.start()
         await housekeeper.start()
@@ -154,18 +157,20 @@ async def _running_platform(settings: Settings, firewall: Firewall) -> AsyncIter
             metrics=metrics,
             task_snapshot=lambda: [_task_json(t) for t in controller.tasks()],
         )
-        runner = web.AppRunner(
-            init_app(deps), access_log=None, handle_signals=False, shutdown_timeout=budget.drain_s
+        listener = await start_listener(
+            init_app(deps),
+            settings.host,
+            settings.port,
+            settings.gateway,
+            metrics,
+            shutdown_timeout_s=budget.drain_s,
         )
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
         base_url = deps.base_url
         settings.endpoint_file.write_text(base_url + "\n")
         yield base_url
     finally:
-        if runner is not None:
-            await stop_gateway(runner, controller, budget.drain_s)
+        if listener is not None:
+            await stop_gateway(listener.runner, controller, budget.drain_s)
         await housekeeper.close()
         await controller.close(budget.stop_tasks_s)
         await engine.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -35,10 +36,18 @@ class Platform:
     subnet: str  # of its task network
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+    open_files: int | None = None  # soft RLIMIT_NOFILE the process starts with (None: ours)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("FNPLAT_TLS_CERT") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _start_limits(self) -> None:
+        """In the child before exec: the open-files soft limit many services start with."""
+        if self.open_files is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
 
     @property
     def admin_key(self) -> str:
@@ -52,6 +61,7 @@ class Platform:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=self._start_limits if self.open_files is not None else None,
         )
         ready = threading.Event()
 
@@ -109,9 +119,9 @@ def _remove_test_resources(instance_network: str) -> None:
 
 
 @contextlib.contextmanager
-def running_platform(data_dir: Path, **extra_env: str) -> Iterator[Platform]:
+def running_platform(data_dir: Path, open_files: int | None = None, **extra_env: str) -> Iterator[Platform]:
     """`fnctl up` on its own data dir, task network and a free subnet; stopped and cleaned up
-    afterwards."""
+    afterwards. `open_files`: the soft open-files limit it starts with (default: inherited)."""
     network = f"fnplat-e2e-{uuid.uuid4().hex[:8]}"
     try:
         (subnet,) = free_subnets(E2E_SUBNETS)
@@ -129,7 +139,7 @@ def running_platform(data_dir: Path, **extra_env: str) -> Iterator[Platform]:
         FNPLAT_RUNTIME_API_PORT="0",
         **extra_env,
     )
-    plat = Platform(data_dir=data_dir, port=free_port(), env=env, subnet=subnet)
+    plat = Platform(data_dir=data_dir, port=free_port(), env=env, subnet=subnet, open_files=open_files)
     try:
         plat.start()
         yield plat

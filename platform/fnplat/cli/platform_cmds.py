@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -15,9 +16,28 @@ from .daemon import stop_server
 @click.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on (default 8080).")
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1; $FNPLAT_HOST).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate chain: serve HTTPS ($FNPLAT_TLS_CERT; needs --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of the certificate ($FNPLAT_TLS_KEY).",
+)
 @data_dir_option
 @click.pass_context
-def up(ctx: click.Context, port: int | None, host: str | None, data_dir: Path | None) -> None:
+def up(
+    ctx: click.Context,
+    port: int | None,
+    host: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    data_dir: Path | None,
+) -> None:
     """Run the one-host platform in the foreground until Ctrl-C.
 
     One process with SQLite and the local Docker engine. Writes the endpoint and an admin key
@@ -25,7 +45,15 @@ def up(ctx: click.Context, port: int | None, host: str | None, data_dir: Path | 
     """
     from fnplat.server import serve  # lazy: the server pulls in aiohttp, SQLAlchemy and docker
 
-    serve(Settings.from_env(data_dir=data_dir or data_dir_of(ctx), port=port, host=host))
+    settings = Settings.from_env(data_dir=data_dir or data_dir_of(ctx), port=port, host=host)
+    if tls_cert is not None or tls_key is not None:
+        gateway = dataclasses.replace(
+            settings.gateway,
+            tls_cert=tls_cert or settings.gateway.tls_cert,
+            tls_key=tls_key or settings.gateway.tls_key,
+        )
+        settings = dataclasses.replace(settings, gateway=gateway)
+    serve(settings)
 
 
 @click.command()

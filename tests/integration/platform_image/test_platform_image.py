@@ -77,7 +77,8 @@ def test_image_declares_how_it_runs(platform_image: dict[str, Any]) -> None:
     config = platform_image["Config"]
 
     assert config["Entrypoint"] == ["fnctl"]
-    assert config["Cmd"] == ["up", "--host", "0.0.0.0"]
+    assert config["Cmd"] == ["up"]  # loopback (FNPLAT_HOST's default) unless told otherwise
+    assert not any(env.startswith("FNPLAT_HOST=") for env in config["Env"])
     assert "8080/tcp" in config["ExposedPorts"]
     assert "/var/lib/fnplat" in config["Volumes"]
     assert "FNPLAT_DATA_DIR=/var/lib/fnplat" in config["Env"]
@@ -243,7 +244,7 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
     command += ["-v", f"{data_dir}:{data_dir}", "-e", f"FNPLAT_DATA_DIR={data_dir}"]
     command += ["-e", f"FNPLAT_TASK_NETWORK={TEST_TASK_NETWORK}"]
     command += ["-e", f"FNPLAT_TASK_SUBNET={subnet}", "-e", "FNPLAT_RUNTIME_API_PORT=0"]
-    command += [IMAGE, "up", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["-e", f"FNPLAT_PORT={port}", IMAGE]  # the image's own command: no --host
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = OutputLines(process)
     try:
@@ -260,7 +261,12 @@ def test_platform_starts_with_the_docker_socket_and_host_network(
         assert docker("exec", TEST_CONTAINER, *healthcheck[1:], check=False).returncode == 0
         network = json.loads(docker("network", "inspect", TEST_TASK_NETWORK).stdout)[0]
         assert network["IPAM"]["Config"][0]["Subnet"] == subnet
+        # By default it listens on loopback only, and nowhere else on the host.
         assert (data_dir / "endpoint").read_text().strip() == f"http://127.0.0.1:{port}"
+        listening = docker("exec", TEST_CONTAINER, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout
+        bound = {line.split()[1] for line in listening.splitlines()[1:] if line.split()[3:4] == ["0A"]}
+        ours = {address for address in bound if address.endswith(f":{port:04X}")}
+        assert ours == {f"0100007F:{port:04X}"}, ours
 
         # As PID 1 it still handles SIGTERM: it shuts down cleanly instead of being killed.
         docker("stop", "--time", "30", TEST_CONTAINER, timeout=60)
