@@ -26,6 +26,7 @@ def init_app(deps: GatewayDeps) -> web.Application:
     app[DEPS] = deps
     app[ERRORS] = PublicErrors.for_data_dir(deps.settings.data_dir)
     app.router.add_get("/healthz", observed("other")(healthz))
+    app.router.add_get("/readyz", observed("other")(readyz))
     app.router.add_get("/metrics", observed("other")(metrics))
     app.router.add_post("/2015-03-31/functions/{name}/invocations", observed("invoke")(invoke_api.invoke))
     setup_management_routes(app)
@@ -36,6 +37,13 @@ def init_app(deps: GatewayDeps) -> web.Application:
 
 async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    ready, why = request.app[DEPS].readiness()
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "reason": why}, status=200 if ready else 503
+    )
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

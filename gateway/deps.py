@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,9 +23,14 @@ class GatewayDeps:
     invoker: Invoker
     deployer: DeployService
     sessions: sessionmaker[Session]
-    recorder: Recorder
+    recorder: Recorder | None  # None on a cluster gateway: its controllers record invocations
     metrics: Metrics
-    task_snapshot: Callable[[], list[Mapping[str, object]]]
+    # The tasks /v1/tasks shows: this process's (one host) or every node's (a cluster gateway).
+    task_snapshot: Callable[[], list[Mapping[str, object]] | Awaitable[list[Mapping[str, object]]]]
+    # /readyz: (ready, why); one host is ready once it serves.
+    readiness: Callable[[], tuple[bool, str]] = lambda: (True, "serving")
+    # /v1/nodes: the cluster's controllers; one host has none.
+    nodes: Callable[[], Awaitable[list[Mapping[str, object]]]] | None = None
 
     @property
     def base_url(self) -> str:

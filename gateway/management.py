@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ def setup_management_routes(app: web.Application) -> None:
     app.router.add_get("/v1/keys", admin(list_keys))
     app.router.add_delete("/v1/keys/{key_id}", admin(revoke_key))
     app.router.add_get("/v1/tasks", admin(list_tasks))
+    app.router.add_get("/v1/nodes", admin(list_nodes))
 
 
 async def deploy_function(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
@@ -109,7 +111,8 @@ async def function_logs(request: web.Request, deps: GatewayDeps) -> web.StreamRe
     request_id = request.query.get("request_id") or None
     # Bounded: with the store down or hung this answers 503 within the store's timeouts.
     deadline = deps.settings.telemetry.store_call_deadline_s
-    await deps.recorder.flush_before_read(min(deadline, LOGS_FLUSH_WAIT_S))
+    if deps.recorder is not None:
+        await deps.recorder.flush_before_read(min(deadline, LOGS_FLUSH_WAIT_S))
 
     def query() -> list[dict[str, Any]]:
         with transaction(deps.sessions) as session:
@@ -172,7 +175,15 @@ async def revoke_key(request: web.Request, deps: GatewayDeps) -> web.StreamRespo
 
 
 async def list_tasks(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
-    return web.json_response({"tasks": deps.task_snapshot()}, dumps=_dumps)
+    tasks = deps.task_snapshot()
+    if inspect.isawaitable(tasks):
+        tasks = await tasks
+    return web.json_response({"tasks": tasks}, dumps=_dumps)
+
+
+async def list_nodes(request: web.Request, deps: GatewayDeps) -> web.StreamResponse:
+    nodes = await deps.nodes() if deps.nodes is not None else []
+    return web.json_response({"nodes": nodes}, dumps=_dumps)
 
 
 def _latest(deps: GatewayDeps, name: str) -> FunctionVersion:

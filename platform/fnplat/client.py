@@ -254,6 +254,9 @@ class Client:
     def tasks(self) -> list[dict[str, Any]]:
         return list(self._json("GET", "/v1/tasks").get("tasks", []))
 
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/v1/nodes").get("nodes", []))
+
     # ---------------------------------------------------------------- invoke API
 
     def invoke(self, name: str, payload: bytes, qualifier: str | None = None) -> InvokeResult:

@@ -284,6 +284,51 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """Gateways and controllers as separate processes sharing one Postgres (`fnctl server ...`):
+    membership, placement and the calls between them (ARCHITECTURE.md, "Cluster")."""
+
+    secret: str | None = setting(
+        None,
+        "FNPLAT_CLUSTER_SECRET",
+        "shared secret that authenticates gateways to controllers (required by the server roles)",
+        secret=True,
+    )
+    node_id: str = setting(
+        "", "FNPLAT_NODE_ID", "this controller's stable node name (default: the host name)"
+    )
+    node_address: str = setting(
+        "",
+        "FNPLAT_NODE_ADDRESS",
+        "address gateways use to reach this controller (default: its first non-loopback IPv4 address)",
+    )
+    node_host: str = setting(
+        "0.0.0.0", "FNPLAT_NODE_HOST", "address the controller's node API binds (server controller role)"
+    )
+    node_port: int = setting(7070, "FNPLAT_NODE_PORT", "port of the controller's node API")
+    heartbeat_interval_s: float = setting(
+        2.0, "FNPLAT_HEARTBEAT_INTERVAL", "seconds between a controller's heartbeats in the store"
+    )
+    missed_beats: int = setting(
+        3, "FNPLAT_HEARTBEAT_MISSED", "heartbeats a controller may miss before it counts as dead"
+    )
+    placement_tries: int = setting(
+        3, "FNPLAT_PLACEMENT_TRIES", "controllers a gateway tries for one invocation (home, then spill-over)"
+    )
+    admin_key: str | None = setting(
+        None,
+        "FNPLAT_ADMIN_KEY",
+        "bootstrap admin API key (fnp_<id>_<secret>), stored hashed if missing (server gateway role)",
+        secret=True,
+    )
+    schema_wait_s: float = setting(
+        300.0,
+        "FNPLAT_SCHEMA_WAIT",
+        "seconds a server role waits for `fnctl server migrate` to bring the store to its schema",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = field(
         default_factory=default_data_dir,
@@ -304,6 +349,7 @@ class Settings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def db_url(self) -> str:

@@ -74,8 +74,12 @@ class DeployService:
         catalog: Catalog,
         build_image: ImageBuilder,
         retire: Retirer,
+        *,
+        share_artifacts: bool = False,
     ) -> None:
+        """`share_artifacts`: keep each zip in the store too (a cluster: any controller may need it)."""
         self._sessions = sessions
+        self._share_artifacts = share_artifacts
         self._artifacts = artifacts
         self._catalog = catalog
         self._build_image = build_image
@@ -103,7 +107,7 @@ class DeployService:
                 async with self._routes_lock:
                     self._check_route_conflicts(spec)  # the catalog may have changed meanwhile
                     version, routes = await asyncio.to_thread(
-                        self._write, spec, stored.sha256, summary.size, summary.unzipped_size, image
+                        self._write, spec, stored.sha256, summary.size, summary.unzipped_size, image, data
                     )
                     self._catalog.put_function(version, routes)
             except BaseException:
@@ -128,10 +132,18 @@ class DeployService:
         return len(self._locks)
 
     def _write(
-        self, spec: FunctionSpec, sha256: str, size: int, unzipped_size: int, image: str | None
+        self,
+        spec: FunctionSpec,
+        sha256: str,
+        size: int,
+        unzipped_size: int,
+        image: str | None,
+        data: bytes,
     ) -> tuple[FunctionVersion, list[Route]]:
         with transaction(self._sessions) as session:
             repository.record_artifact(session, sha256, size, unzipped_size)
+            if self._share_artifacts:
+                repository.put_artifact_blob(session, sha256, data)
             version = repository.create_version(session, spec, sha256, image)
             routes = repository.replace_routes(session, spec.name, spec.routes, spec.auth)
         return version, routes

@@ -165,3 +165,11 @@ class InvalidSignature(Forbidden):
     """The signature does not match, or was made outside the clock-skew window, or for another scope."""
 
     error_type = "InvalidSignatureException"
+
+
+class NodeLost(FnplatError):
+    """The controller running an invocation went away (crashed, killed, unreachable) before it
+    answered: the invocation may or may not have run. The message names the node."""
+
+    status = 502
+    error_type = "ServiceException"

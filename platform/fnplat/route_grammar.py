@@ -23,7 +23,7 @@ DEFAULT_ROUTE = "$default"
 ANY_METHOD = "ANY"
 ROUTE_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
 # Paths the platform serves itself; a function route there would shadow or be shadowed.
-RESERVED_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz")
+RESERVED_PREFIXES: tuple[str, ...] = ("/v1", "/2015-03-31", "/metrics", "/healthz", "/readyz")
 
 _PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PARAM_RE = re.compile(r"^\{(" + _PARAM_NAME + r")(\+?)\}$")

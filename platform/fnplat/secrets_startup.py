@@ -21,14 +21,25 @@ from fnplat.store.db import make_sessionmaker, transaction
 log = logging.getLogger("fnplat.secrets")
 
 
-def start_environment_cipher(settings: Settings, engine: Engine) -> EnvironmentCipher:
-    """The cipher of function environments, once every stored environment opens with it."""
+def start_environment_cipher(
+    settings: Settings, engine: Engine, *, may_create_key: bool = True, seal: bool = True
+) -> EnvironmentCipher:
+    """The cipher of function environments, once every stored environment opens with it.
+
+    `fnctl up` may create the key on first start and seals what needs it. Cluster roles pass
+    may_create_key=False (every process must share one key: a key made by one of them would be
+    unknown to the others) and only the migrate role seals (seal=False for gateways and
+    controllers, which only need to open what is there)."""
     with transaction(make_sessionmaker(engine)) as session:
         encrypted_before = repository.has_sealed_environments(session)
     # A key is made up only for a store with nothing encrypted: one made over a lost key would
     # leave every stored environment unreadable.
-    keys = load_keys(settings.secrets, settings.secret_key_file, may_create=not encrypted_before)
+    keys = load_keys(
+        settings.secrets, settings.secret_key_file, may_create=may_create_key and not encrypted_before
+    )
     cipher = EnvironmentCipher(keys)
+    if not seal:
+        return cipher
     sqlite = engine.dialect.name == "sqlite"
     with transaction(make_sessionmaker(engine, cipher)) as session:
         if sqlite:

@@ -18,7 +18,7 @@ import click
 
 from fnplat.errors import FnplatError
 
-from . import functions_cmds, keys_cmds, platform_cmds
+from . import functions_cmds, keys_cmds, platform_cmds, server_cmds
 from .common import FnctlError
 
 
@@ -62,6 +62,8 @@ for _command in (
     keys_cmds.keys,
     platform_cmds.up,
     platform_cmds.down,
+    platform_cmds.nodes,
+    server_cmds.server,
 ):
     cli.add_command(_command)
 

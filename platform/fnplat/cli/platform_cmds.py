@@ -9,7 +9,8 @@ import click
 
 from fnplat.config import Settings
 
-from .common import data_dir_of, data_dir_option
+from . import render
+from .common import client_of, data_dir_of, data_dir_option
 from .daemon import stop_server
 
 
@@ -79,3 +80,13 @@ def down(ctx: click.Context, wait: float | None, data_dir: Path | None) -> None:
     click.echo(f"stopped fnplat (pid {pid})")
 
 
+
+
+@click.command()
+@click.pass_context
+def nodes(ctx: click.Context) -> None:
+    """List the controllers (nodes) of the platform: state, capacity, tasks, last heartbeat.
+
+    On one host (`fnctl up`) there are none: its controller runs inside the one process.
+    """
+    click.echo(render.nodes_table(client_of(ctx).nodes()))

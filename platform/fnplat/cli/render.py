@@ -69,6 +69,7 @@ def tasks_table(tasks: Sequence[Mapping[str, Any]]) -> str:
         return "no tasks running"
     rows = [
         (
+            t.get("node") or "-",
             t.get("task_id"),
             t.get("function"),
             t.get("version"),
@@ -80,7 +81,27 @@ def tasks_table(tasks: Sequence[Mapping[str, Any]]) -> str:
         )
         for t in tasks
     ]
-    return table(("TASK", "FUNCTION", "VERSION", "STATE", "CONTAINER", "IP", "STARTED", "INVOCATIONS"), rows)
+    return table(
+        ("NODE", "TASK", "FUNCTION", "VERSION", "STATE", "CONTAINER", "IP", "STARTED", "INVOCATIONS"), rows
+    )
+
+
+def nodes_table(nodes: Sequence[Mapping[str, Any]]) -> str:
+    if not nodes:
+        return "no controller nodes registered (fnctl up runs its controller in its one process)"
+    rows = [
+        (
+            n.get("node_id"),
+            n.get("state"),
+            n.get("address"),
+            n.get("capacity_mb"),
+            n.get("tasks", "-"),
+            n.get("version"),
+            n.get("heartbeat_at"),
+        )
+        for n in nodes
+    ]
+    return table(("NODE", "STATE", "ADDRESS", "CAPACITY_MB", "TASKS", "VERSION", "LAST HEARTBEAT"), rows)
 
 
 def _short_id(container_id: object) -> object:

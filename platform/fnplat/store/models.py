@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -184,3 +186,31 @@ class UsageHourlyRow(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     billed_duration_ms: Mapped[int] = mapped_column(BigInteger)
     billed_mb_ms: Mapped[int] = mapped_column(BigInteger)  # billed duration x configured memory
+
+
+class NodeRow(Base):
+    """A controller (one per Docker host) of a cluster, as it registered itself (fnplat/cluster)."""
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    address: Mapped[str] = mapped_column(String(256))  # http://host:port of its node API
+    capacity_mb: Mapped[int] = mapped_column(Integer)
+    runtimes: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()  # the database's clock, never a node's
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ArtifactChunkRow(Base):
+    """A code artifact's bytes in the store, for every node of a cluster (content-addressed;
+    written once, in 1 MiB chunks, beside its `artifacts` row)."""
+
+    __tablename__ = "artifact_chunks"
+
+    sha256: Mapped[str] = mapped_column(
+        SHA256_HEX, ForeignKey("artifacts.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -31,6 +31,9 @@ from fnplat.domain import (
 from fnplat.errors import Conflict, InvalidParameter, NotFound, ServiceError
 from fnplat.route_grammar import InvalidRoute, route_shape
 from fnplat.sealing import EnvironmentCipher
+
+# Records and logs live in their own module; callers reach every store function through this one.
+from fnplat.store.artifact_blobs import get_artifact_blob, has_artifact_blob, put_artifact_blob
 from fnplat.store.columns import utcnow
 from fnplat.store.db import CIPHER_INFO_KEY
 from fnplat.store.models import ApiKeyRow, ArtifactRow, FunctionRow, FunctionVersionRow, RouteRow
@@ -41,8 +44,6 @@ from fnplat.store.sqlhelpers import (
     conflicts_as,
     insert_ignoring_duplicates,
 )
-
-# Records and logs live in their own module; callers reach every store function through this one.
 from fnplat.store.telemetry import (
     FunctionStats,
     HourlyUsage,
@@ -66,14 +67,17 @@ __all__ = [
     "delete_function",
     "function_stats",
     "get_api_key",
+    "get_artifact_blob",
     "get_invocation_records",
     "get_latest_version",
     "get_version",
+    "has_artifact_blob",
     "has_sealed_environments",
     "hourly_usage",
     "list_api_keys",
     "list_functions",
     "list_routes",
+    "put_artifact_blob",
     "recent_log_events",
     "record_artifact",
     "replace_routes",

@@ -305,7 +305,9 @@ def test_routes_and_tasks(runner: CliRunner, fake: FakeFnplat) -> None:
     ]
     tasks = runner.invoke(cli, ["tasks"]).stdout.splitlines()
     assert len(tasks) == 2
+    assert tasks[0].split()[0] == "NODE"
     assert tasks[1].split() == [
+        "-",  # one host: the controller is in the platform's one process
         "t-1",
         "hello",
         "3",
