@@ -150,15 +150,18 @@ async def open_harness(network: NetworkUnderTest, instance_id: str | None = None
     engine = DockerEngine(instance_id)
     info = await engine.ensure_network(network.name, network.subnet)
     recorder = Recorder()
-    # The controller's own gate between the reading threads and the loop, with no rate limit.
-    output = OutputGate(
+    await engine.watch(recorder.on_exit, output_gate(recorder))
+    return Harness(engine=engine, recorder=recorder, network=info, instance_id=instance_id)
+
+
+def output_gate(recorder: Recorder) -> OutputGate:
+    """The controller's own gate between the reading threads and the loop, with no rate limit."""
+    return OutputGate(
         OutputLimits(lines_per_s=0, bytes_per_s=0, burst_s=1, max_line_bytes=MAX_LINE_BYTES),
         asyncio.get_running_loop(),
         on_line=recorder.on_output,
         on_dropped=lambda notice, text: recorder.on_output(notice.container_id, text, notice.timestamp),
     )
-    await engine.watch(recorder.on_exit, output)
-    return Harness(engine=engine, recorder=recorder, network=info, instance_id=instance_id)
 
 
 async def close_harness(harness: Harness) -> None:

@@ -14,6 +14,7 @@ from engine_harness import (
     close_harness,
     docker_cli,
     open_harness,
+    output_gate,
 )
 
 from fnplat.controller.docker_engine import DockerEngine
@@ -157,7 +158,7 @@ async def test_following_again_from_a_time_skips_what_came_before(harness: Harne
     handle = await harness.run("echo early; sleep 300")
     await harness.recorder.wait_line(handle.container_id, "early")
     # Already followed: a second follow is a no-op, so nothing arrives twice.
-    await harness.engine.follow_output(handle.container_id, since=time.time() - 60)
+    await harness.engine.follow_output(handle.container_id, "fn", since=time.time() - 60)
     marker = await harness.run("true")
     await harness.recorder.exit_of(marker.container_id)
     assert harness.recorder.text(handle.container_id) == ["early"]
@@ -180,6 +181,6 @@ async def open_harness_following(harness: Harness, container_id: str, since: flo
     other = DockerEngine(harness.instance_id)
     await other.ensure_network(harness.network.name, harness.network.subnet)
     recorder = Recorder()
-    await other.watch(recorder.on_exit, recorder.on_output)
-    await other.follow_output(container_id, since=since)
+    await other.watch(recorder.on_exit, output_gate(recorder))
+    await other.follow_output(container_id, "fn", since=since)
     return Harness(engine=other, recorder=recorder, network=harness.network, instance_id=harness.instance_id)
