@@ -88,6 +88,8 @@ async def running_controller(
         metrics=metrics,
         firewall=firewall,
     )
+    # After a dockerd restart Docker re-creates its chains: the task firewall is asserted again.
+    controller.add_reconnect_hook(controller.ensure_firewall)
     try:
         await controller.start()
         yield controller

@@ -1,0 +1,1 @@
+"""Cluster tests: `fnctl server` roles as processes on one Postgres, sharing the Docker engine."""
