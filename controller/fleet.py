@@ -39,10 +39,11 @@ from fnplat.controller.scheduling import (
     select_evictions,
     select_reap,
 )
-from fnplat.controller.task import Task, TaskState
+from fnplat.controller.task import Invocation, Task, TaskState
 from fnplat.controller.taskdef import compile_task_definition
 from fnplat.domain import LATEST, FunctionVersion
 from fnplat.errors import EngineError, FnplatError, ServiceError, ServiceUnavailable
+from fnplat.invocation import InvocationResult
 from fnplat.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -266,21 +267,26 @@ class Fleet:
             return
         state = task.state
         if state is TaskState.STOPPING or state is TaskState.STOPPED:
-            return  # we killed it
+            # We are killing it; an invocation it was still running ends with its exit (a task is
+            # stopped under a running invocation when, say, its CPU limit cannot be set because
+            # it has just died: the death is then this exit, and nothing else answers the caller).
+            if task.current is not None:
+                task.complete(self._exit_result(task.current, event), unhealthy=True)
+            return
         if state is TaskState.STARTING:
             result = outcomes.exited_during_init(
                 event.exit_code, event.oom_killed, task.version.memory, self._init_elapsed_ms(task)
             )
             self._pool_of[task].on_start_failed(task, TaskInitFailed(result))
         elif state is TaskState.BUSY and task.current is not None:
-            invocation = task.current
-            result = (
-                outcomes.out_of_memory(invocation)
-                if event.oom_killed
-                else outcomes.exited(invocation, event.exit_code)
-            )
-            task.complete(result, unhealthy=True)
+            task.complete(self._exit_result(task.current, event), unhealthy=True)
         self.stop(task)
+
+    @staticmethod
+    def _exit_result(invocation: Invocation, event: ContainerExit) -> InvocationResult:
+        if event.oom_killed:
+            return outcomes.out_of_memory(invocation)
+        return outcomes.exited(invocation, event.exit_code)
 
     def engine_lost(self) -> None:
         """The engine's event stream broke: until reconcile(), deaths may go unseen."""

@@ -58,8 +58,10 @@ def test_a_task_cannot_reach_another_task(platform: Platform, tmp_path: Path) ->
     # The listener's task listens on :8000 and can reach itself there (the control)...
     own = platform.invoke("py-listener", {"listen": 8000, "targets": ["127.0.0.1:8000"]}).json()
     assert own == {"127.0.0.1:8000": "connected"}
-    tasks = platform.fnctl("tasks").stdout.splitlines()[1:]
-    listener_ips = [line.split()[5] for line in tasks if line.split()[1] == "py-listener"]
+    header, *tasks = platform.fnctl("tasks").stdout.splitlines()
+    columns = header.split()
+    function, ip = columns.index("FUNCTION"), columns.index("IP")
+    listener_ips = [line.split()[ip] for line in tasks if line.split()[function] == "py-listener"]
     assert listener_ips
     # ...but the probe's task cannot: no traffic between tasks on the task bridge.
     result = platform.invoke("py-probe", {"targets": [f"{ip}:8000" for ip in listener_ips]}).json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import time
 import uuid
 import zipfile
 
@@ -58,6 +59,10 @@ def test_an_image_function_whose_image_was_removed_fails_with_a_stable_message(p
     assert str(platform.data_dir) not in text and "/var/lib/docker" not in text
     assert image not in text and "not found" not in text and "docker" not in text.lower()
     assert "Traceback" not in text
-    # The operator finds the cause in the log by the request id.
-    logged = [line for line in platform.output if request_id in line]
-    assert logged and re.search(rf"{re.escape(image)} not found", logged[0]), platform.output[-20:]
+    # The operator finds the cause in the log by the request id (the test reads the platform's
+    # output on a thread: wait for the line, with a deadline).
+    deadline = time.monotonic() + 30
+    while not (logged := [line for line in platform.output if request_id in line]):
+        assert time.monotonic() < deadline, platform.output[-20:]
+        time.sleep(0.1)
+    assert re.search(rf"{re.escape(image)} not found", logged[0]), logged

@@ -64,7 +64,13 @@ NOISY_FUNCTIONS = ("long-line", "progress", "flood")
 @pytest.fixture(scope="module")
 def output_platform(docker_images: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     functions = tmp_path_factory.mktemp("functions")
-    with running_platform(tmp_path_factory.mktemp("fnplat-data")) as plat:
+    # A small line budget: Docker's log follow delivers only part of a flood (its 1 MB log file
+    # rotates under a fast writer), so the default budget might never be exceeded by what arrives.
+    with running_platform(
+        tmp_path_factory.mktemp("fnplat-data"),
+        FNPLAT_LOG_LINES_PER_SECOND="200",
+        FNPLAT_LOG_BURST_SECONDS="1",
+    ) as plat:
         for name in NOISY_FUNCTIONS:
             plat.fnctl("deploy", str(write_function(functions, name, NOISY, timeout=120)))
         hello = "def handler(event, context):\n    return {'hello': event.get('n')}\n"

@@ -10,6 +10,7 @@ from dataclasses import replace
 from controller_harness import TEST_SETTINGS, Harness, invoke, make_version, settle
 
 from fnplat.config import SandboxSettings
+from fnplat.controller.fake_engine import FakeFunction, hangs
 from fnplat.errors import EngineError
 
 
@@ -52,3 +53,15 @@ async def test_from_container_start_when_configured(harness: Harness) -> None:
     assert container.taskdef is not None and not container.taskdef.cpu_limit_after_init
     assert container.taskdef.cpus == 0.25  # in the host config at creation (docker_decisions.py)
     assert harness.engine.cpu_limits == {}
+
+
+async def test_a_task_stopped_under_a_running_invocation_answers_it_with_its_exit(harness: Harness) -> None:
+    # The CPU limit is set when the task is ready, concurrently with its first invocation; when it
+    # fails (the container has just died), the task is stopped while busy: the caller gets the
+    # exit as its result, not a timeout.
+    harness.engine.limit_cpu_error = EngineError("cannot update a stopped container")
+    harness.engine.register("fn", FakeFunction(handler=hangs()))
+    controller = await harness.start()
+    result = await invoke(controller, make_version())
+    assert result.function_error == "Unhandled"
+    assert result.error_type == "Runtime.ExitError"
